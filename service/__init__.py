@@ -1,0 +1,1 @@
+"""A pastebin HTTP service. Importing this package opens nothing."""

@@ -1,0 +1,45 @@
+"""Reading and parsing request bodies within a byte limit."""
+
+from __future__ import annotations
+
+import falcon
+import orjson
+
+from service.errors import ContentTooLarge, MalformedRequest
+
+_CHUNK = 64 * 1024
+
+
+def read_limited(req: falcon.Request, limit: int) -> bytes:
+    """The whole body, refusing more than `limit` bytes.
+
+    A declared Content-Length over the limit is refused before anything is
+    read; a chunked body is read in pieces and abandoned as soon as it passes
+    the limit, so neither is ever buffered whole.
+    """
+    length = req.content_length
+    if length is not None:
+        if length > limit:
+            raise ContentTooLarge(f"the body is {length} bytes; the limit is {limit} bytes")
+        return req.bounded_stream.read()
+    received = bytearray()
+    while chunk := req.stream.read(_CHUNK):
+        received += chunk
+        if len(received) > limit:
+            raise ContentTooLarge(f"the body is over the limit of {limit} bytes")
+    return bytes(received)
+
+
+def decode_text(body: bytes) -> str:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedRequest("the body is not valid UTF-8") from None
+
+
+def parse_json(body: bytes) -> object:
+    """The JSON value of `body`; NaN, Infinity and invalid UTF-8 are refused."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedRequest(f"the body is not valid JSON: {exc}") from None

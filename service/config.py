@@ -1,0 +1,160 @@
+"""Settings, read from environment variables in this one place.
+
+Every other module receives a `Config`; none reads the environment itself.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+ENVIRONMENTS = ("development", "production", "testing")
+DEV_SECRET_KEY = "dev-insecure-secret-key"  # noqa: S105 - the default production refuses
+MIB = 1024 * 1024
+DAY = 86_400
+
+
+class ConfigError(Exception):
+    """The configuration is unusable."""
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0 or value == float("inf"):
+        raise ValueError("must be a positive number of seconds")
+    return value
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("must be true or false")
+
+
+def _optional_str(raw: str) -> str | None:
+    return raw.strip() or None
+
+
+def _base_url(raw: str) -> str | None:
+    raw = raw.strip()
+    if not raw:
+        return None
+    if not raw.startswith(("http://", "https://")):
+        raise ValueError("must be an absolute http(s) URL")
+    return raw.rstrip("/")
+
+
+def _log_level(raw: str) -> str:
+    level = raw.strip().upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    return level
+
+
+def _env(name: str, default: Any, coerce: Callable[[str], Any] = str) -> Any:
+    """A setting read from the variable `name`, parsed by `coerce`."""
+    return field(default=default, metadata={"env": name, "coerce": coerce})
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The service's settings; `from_env` names the variable behind each."""
+
+    app_env: str = _env("APP_ENV", "development")
+    database_url: str | None = _env("DATABASE_URL", None, _optional_str)
+    secret_key: str = _env("SECRET_KEY", DEV_SECRET_KEY)
+    port: int = _env("PORT", 8000, _positive_int)
+    public_base_url: str | None = _env("PUBLIC_BASE_URL", None, _base_url)
+    paste_max_bytes: int = _env("PASTE_MAX_BYTES", MIB, _positive_int)
+    paste_max_ttl: int = _env("PASTE_MAX_TTL", 365 * DAY, _positive_int)
+    pool_min_size: int = _env("POOL_MIN_SIZE", 1, _non_negative_int)
+    pool_max_size: int = _env("POOL_MAX_SIZE", 4, _positive_int)
+    # Seconds a request waits for a pooled connection before it gets a 503.
+    pool_timeout: float = _env("POOL_TIMEOUT", 3.0, _positive_float)
+    # Requests allowed to queue for a connection; past that they get a 503 at once.
+    pool_max_waiting: int = _env("POOL_MAX_WAITING", 16, _non_negative_int)
+    connect_timeout: int = _env("DB_CONNECT_TIMEOUT", 3, _positive_int)
+    statement_timeout_ms: int = _env("DB_STATEMENT_TIMEOUT_MS", 5_000, _positive_int)
+    idle_in_transaction_timeout_ms: int = _env(
+        "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", 10_000, _positive_int
+    )
+    readiness_timeout: float = _env("READINESS_TIMEOUT", 1.0, _positive_float)
+    retry_after_seconds: int = _env("RETRY_AFTER_SECONDS", 2, _positive_int)
+    worker_interval: float = _env("WORKER_INTERVAL", 10.0, _positive_float)
+    worker_batch: int = _env("WORKER_BATCH", 1000, _positive_int)
+    worker_metrics_port: int | None = _env("WORKER_METRICS_PORT", None, _positive_int)
+    log_level: str = _env("LOG_LEVEL", "INFO", _log_level)
+    log_json: bool | None = _env("LOG_JSON", None, _bool)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
+        """Build the settings from `environ` (default: the process environment).
+
+        Raises ConfigError, naming the variable, when a value cannot be used.
+        """
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for spec in fields(cls):
+            name = spec.metadata["env"]
+            raw = environ.get(name)
+            if raw is None or (raw.strip() == "" and spec.default is None):
+                continue
+            try:
+                values[spec.name] = spec.metadata["coerce"](raw)
+            except ValueError as exc:
+                raise ConfigError(f"{name}={raw!r} is invalid: {exc}") from None
+        config = cls(**values)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        """Raise ConfigError when settings contradict each other or are unsafe."""
+        if self.app_env not in ENVIRONMENTS:
+            raise ConfigError(f"APP_ENV must be one of {', '.join(ENVIRONMENTS)}")
+        if self.pool_min_size > self.pool_max_size:
+            raise ConfigError("POOL_MIN_SIZE must not exceed POOL_MAX_SIZE")
+        if self.is_production:
+            if not self.database_url:
+                raise ConfigError("DATABASE_URL is required when APP_ENV=production")
+            if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32:
+                raise ConfigError(
+                    "SECRET_KEY must be set to a random value of at least 32 characters "
+                    "when APP_ENV=production"
+                )
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env == "production"
+
+    @property
+    def json_body_limit(self) -> int:
+        """Bytes a JSON create may take: room for content of `paste_max_bytes`
+        however it is escaped (`\\u0000`-style escapes take 6 bytes a byte)."""
+        return 6 * self.paste_max_bytes + 64 * 1024
+
+    @property
+    def text_body_limit(self) -> int:
+        return self.paste_max_bytes
+
+    @property
+    def json_logs(self) -> bool:
+        return self.is_production if self.log_json is None else self.log_json

@@ -1,0 +1,381 @@
+"""Pure rules of a paste: ids and tokens, validation, expiry, lifecycle, cursors.
+
+Nothing here touches HTTP or the database, so every rule is testable alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+import secrets
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from service.errors import ContentTooLarge, InvalidInput, MalformedCursor
+
+ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+# 62**12 is about 2**71: well past the 64 bits that keep unlisted ids unguessable.
+ID_LENGTH = 12
+# Ids this service could ever have issued; anything else is simply not found.
+_ID_PATTERN = re.compile(r"[A-Za-z0-9]{11,64}")
+DELETE_TOKEN_BYTES = 32  # 256 bits
+
+VISIBILITIES = ("unlisted", "public")
+TITLE_MAX_CHARS = 200
+LANGUAGE_MAX_CHARS = 50
+_LANGUAGE_PATTERN = re.compile(r"[A-Za-z0-9+#._-]{1,50}")
+_DIGITS = re.compile(r"[0-9]{1,18}")
+PASTE_FIELDS = frozenset(
+    {"content", "title", "language", "visibility", "burn_after_read", "expires_in"}
+)
+# Shared caches may keep a paste at most this long, so a deleted one lingers briefly.
+MAX_CACHE_SECONDS = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class NewPaste:
+    """A validated create request."""
+
+    content: str
+    title: str | None = None
+    language: str | None = None
+    visibility: str = "unlisted"
+    burn_after_read: bool = False
+    expires_in: int | None = None
+
+    @property
+    def size(self) -> int:
+        return utf8_size(self.content)
+
+
+@dataclass(frozen=True, slots=True)
+class Paste:
+    """A stored paste; `content` is None where a query does not fetch it."""
+
+    id: str
+    title: str | None
+    language: str | None
+    visibility: str
+    burn_after_read: bool
+    size: int
+    created_at: datetime
+    expires_at: datetime | None
+    content: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """The position after the last paste of a listing page."""
+
+    created_at: datetime
+    id: str
+
+
+# --- ids and tokens ---------------------------------------------------------
+
+
+def new_paste_id() -> str:
+    return "".join(secrets.choice(ID_ALPHABET) for _ in range(ID_LENGTH))
+
+
+def is_possible_paste_id(candidate: str) -> bool:
+    """False for anything no paste could be called, so it needs no lookup."""
+    return _ID_PATTERN.fullmatch(candidate) is not None
+
+
+def new_delete_token() -> str:
+    return secrets.token_urlsafe(DELETE_TOKEN_BYTES)
+
+
+def hash_delete_token(token: str) -> bytes:
+    # The token carries 256 random bits, so a fast hash is enough: there is
+    # nothing to brute-force, and the stored hash is useless to a thief.
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+
+
+def delete_token_matches(token: str, stored_hash: bytes) -> bool:
+    return hmac.compare_digest(hash_delete_token(token), stored_hash)
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, else None."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return token
+
+
+# --- validation -------------------------------------------------------------
+
+
+def utf8_size(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def validate_new_paste(fields: Mapping[str, object], *, max_bytes: int, max_ttl: int) -> NewPaste:
+    """Check a create request's fields (already typed, as JSON gives them).
+
+    Raises ContentTooLarge before InvalidInput, so an oversized paste is
+    reported as such whatever else is wrong with it.
+    """
+    content = fields.get("content")
+    if isinstance(content, str):
+        try:
+            size = utf8_size(content)
+        except UnicodeEncodeError:
+            raise InvalidInput(
+                "content must be valid Unicode text (no lone surrogates)", field="content"
+            ) from None
+        if size > max_bytes:
+            raise ContentTooLarge(f"content is {size} bytes; the limit is {max_bytes} bytes")
+    unknown = sorted(set(fields) - PASTE_FIELDS)
+    if unknown:
+        raise InvalidInput(f"unknown field(s): {', '.join(unknown)}", field=unknown[0])
+    if content is None:
+        raise InvalidInput("content is required", field="content")
+    if not isinstance(content, str):
+        raise InvalidInput("content must be a string", field="content")
+    if content == "":
+        raise InvalidInput("content must not be empty", field="content")
+    _check_text("content", content)
+    return NewPaste(
+        content=content,
+        title=_optional_title(fields.get("title")),
+        language=_optional_language(fields.get("language")),
+        visibility=_visibility(fields.get("visibility")),
+        burn_after_read=_burn_after_read(fields.get("burn_after_read")),
+        expires_in=_expires_in(fields.get("expires_in"), max_ttl),
+    )
+
+
+def fields_from_query(params: Mapping[str, str | list[str]]) -> dict[str, object]:
+    """Type the create fields given in a query string, as JSON would carry them.
+
+    Every value must be non-empty and given once; booleans are true/false and
+    integers plain digits, so `expires_in=abc` or `burn_after_read=maybe` fail.
+    """
+    typed: dict[str, object] = {}
+    for name, value in params.items():
+        if isinstance(value, list):
+            raise InvalidInput(f"{name} is given more than once", field=name)
+        if value == "":
+            raise InvalidInput(f"{name} must not be empty", field=name)
+        if name == "content":
+            raise InvalidInput("with text/plain the body is the content", field=name)
+        if name == "expires_in":
+            typed[name] = parse_positive_int(name, value)
+        elif name == "burn_after_read":
+            typed[name] = _parse_bool(name, value)
+        else:
+            typed[name] = value
+    return typed
+
+
+def parse_positive_int(name: str, raw: str) -> int:
+    if not _DIGITS.fullmatch(raw):
+        raise InvalidInput(f"{name} must be a whole number", field=name)
+    return int(raw)
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("true", "1"):
+        return True
+    if lowered in ("false", "0"):
+        return False
+    raise InvalidInput(f"{name} must be true or false", field=name)
+
+
+def _check_text(name: str, value: str) -> None:
+    if "\x00" in value:
+        raise InvalidInput(f"{name} must not contain NUL characters", field=name)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(
+            f"{name} must be valid Unicode text (no lone surrogates)", field=name
+        ) from None
+
+
+def _optional_title(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput("title must be a string or null", field="title")
+    if value == "":
+        raise InvalidInput("title must not be empty; send null or leave it out", field="title")
+    if len(value) > TITLE_MAX_CHARS:
+        raise InvalidInput(f"title must be at most {TITLE_MAX_CHARS} characters", field="title")
+    _check_text("title", value)
+    return value
+
+
+def _optional_language(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput("language must be a string or null", field="language")
+    if value == "":
+        raise InvalidInput(
+            "language must not be empty; send null or leave it out", field="language"
+        )
+    if not _LANGUAGE_PATTERN.fullmatch(value):
+        raise InvalidInput(
+            f"language must be 1 to {LANGUAGE_MAX_CHARS} characters of A-Z a-z 0-9 + # . _ -",
+            field="language",
+        )
+    return value
+
+
+def _visibility(value: object) -> str:
+    if value is None:
+        return "unlisted"
+    if value not in VISIBILITIES:
+        raise InvalidInput('visibility must be "unlisted" or "public"', field="visibility")
+    return str(value)
+
+
+def _burn_after_read(value: object) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise InvalidInput("burn_after_read must be true or false", field="burn_after_read")
+    return value
+
+
+def _expires_in(value: object, max_ttl: int) -> int | None:
+    if value is None:
+        return None
+    # bool is an int subclass, and 3600.0 is not a whole-seconds integer.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput("expires_in must be an integer number of seconds", field="expires_in")
+    if not 1 <= value <= max_ttl:
+        raise InvalidInput(f"expires_in must be between 1 and {max_ttl}", field="expires_in")
+    return value
+
+
+def parse_limit(raw: str | list[str] | None, *, default: int = 20, maximum: int = 100) -> int:
+    if raw is None:
+        return default
+    if isinstance(raw, list):
+        raise InvalidInput("limit is given more than once", field="limit")
+    if raw == "":
+        raise InvalidInput("limit must not be empty", field="limit")
+    limit = parse_positive_int("limit", raw)
+    if not 1 <= limit <= maximum:
+        raise InvalidInput(f"limit must be between 1 and {maximum}", field="limit")
+    return limit
+
+
+# --- media types ------------------------------------------------------------
+
+
+def create_body_kind(content_type: str | None) -> str | None:
+    """'json' or 'text' for an acceptable create body, else None (a 415).
+
+    Media types compare case-insensitively; a charset other than UTF-8 is refused.
+    """
+    if not content_type:
+        return None
+    media_type, *params = (part.strip() for part in content_type.split(";"))
+    kind = {"application/json": "json", "text/plain": "text"}.get(media_type.lower())
+    if kind is None:
+        return None
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            charset = value.strip().strip('"').lower()
+            if charset not in ("utf-8", "utf8"):
+                return None
+    return kind
+
+
+# --- expiry and lifecycle ---------------------------------------------------
+
+
+def is_live(expires_at: datetime | None, now: datetime) -> bool:
+    return expires_at is None or expires_at > now
+
+
+def cache_max_age(expires_at: datetime | None, now: datetime) -> int:
+    """Seconds a cache may keep a paste: never past its expiry, at most an hour."""
+    if expires_at is None:
+        return MAX_CACHE_SECONDS
+    left = int((expires_at - now).total_seconds())
+    return max(0, min(MAX_CACHE_SECONDS, left))
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def rfc3339(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def content_etag(content: str) -> str:
+    """A strong ETag: pastes never change, so a digest of the bytes names them."""
+    digest = hashlib.blake2b(content.encode("utf-8"), digest_size=16).hexdigest()
+    return f'"{digest}"'
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110 If-None-Match: weak comparison, `*` matches any."""
+    if not if_none_match:
+        return False
+    opaque = etag.removeprefix("W/")
+    for candidate in if_none_match.split(","):
+        candidate = candidate.strip()
+        if candidate == "*" or candidate.removeprefix("W/") == opaque:
+            return True
+    return False
+
+
+# --- listing cursors --------------------------------------------------------
+
+_CURSOR_SIG_BYTES = 12
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def encode_cursor(cursor: Cursor, key: bytes) -> str:
+    """An opaque, signed token for the keyset position `cursor`."""
+    micros = (cursor.created_at - _EPOCH) // timedelta(microseconds=1)
+    payload = struct.pack(">q", micros) + cursor.id.encode("ascii")
+    signature = hmac.digest(key, payload, "sha256")[:_CURSOR_SIG_BYTES]
+    return base64.urlsafe_b64encode(payload + signature).rstrip(b"=").decode("ascii")
+
+
+def decode_cursor(token: str, key: bytes) -> Cursor:
+    """The position a token from `encode_cursor` stands for.
+
+    Raises MalformedCursor for anything this service did not issue.
+    """
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    except (binascii.Error, ValueError):
+        raise MalformedCursor() from None
+    if len(raw) <= 8 + _CURSOR_SIG_BYTES or not token.isascii():
+        raise MalformedCursor()
+    payload, signature = raw[:-_CURSOR_SIG_BYTES], raw[-_CURSOR_SIG_BYTES:]
+    expected = hmac.digest(key, payload, "sha256")[:_CURSOR_SIG_BYTES]
+    if not hmac.compare_digest(signature, expected):
+        raise MalformedCursor()
+    (micros,) = struct.unpack(">q", payload[:8])
+    paste_id = payload[8:].decode("ascii", "replace")
+    if not is_possible_paste_id(paste_id):
+        raise MalformedCursor()
+    try:
+        created_at = _EPOCH + timedelta(microseconds=micros)
+    except OverflowError:
+        raise MalformedCursor() from None
+    return Cursor(created_at=created_at, id=paste_id)

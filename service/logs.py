@@ -1,0 +1,62 @@
+"""Structured logging: structlog for the service, the same pipeline for the
+standard library's loggers (gunicorn, psycopg), JSON in production and
+readable lines in a terminal. Request ids come from context variables."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+
+from service.config import Config
+
+
+def shared_processors() -> list[Any]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+
+
+def renderer(json: bool) -> Any:
+    if json:
+        return structlog.processors.JSONRenderer()
+    return structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+
+
+def configure_logging(config: Config) -> None:
+    """Route structlog and stdlib logging through one formatter on stderr."""
+    json = config.json_logs
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared_processors(),
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info if json else _identity,
+            renderer(json),
+        ],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(config.log_level)
+    structlog.configure(
+        processors=[
+            *shared_processors(),
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[config.log_level]
+        ),
+        cache_logger_on_first_use=True,
+    )
+
+
+def _identity(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    return event

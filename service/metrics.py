@@ -1,0 +1,68 @@
+"""Prometheus metrics of the web process.
+
+Under gunicorn every worker process writes its samples to
+PROMETHEUS_MULTIPROC_DIR (set by gunicorn.conf.py) and /metrics aggregates
+them all; without it, the process's own registry is served.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as prometheus_multiprocess
+
+REQUESTS = Counter(
+    "pastebin_http_requests_total",
+    "HTTP requests handled, by route template, method and status.",
+    ["route", "method", "status"],
+)
+LATENCY = Histogram(
+    "pastebin_http_request_duration_seconds",
+    "Time to handle an HTTP request, by route template and method.",
+    ["route", "method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+PASTES_CREATED = Counter("pastebin_pastes_created_total", "Pastes created.")
+PASTES_READ = Counter("pastebin_pastes_read_total", "Paste reads served (JSON or raw).")
+PASTES_DELETED = Counter(
+    "pastebin_pastes_deleted_total",
+    "Pastes deleted by the web process, by reason (token or burn).",
+    ["reason"],
+)
+POOL_CONNECTIONS = Gauge(
+    "pastebin_db_pool_connections",
+    "Connections of this process's pool, by state.",
+    ["state"],
+    multiprocess_mode="livesum",
+)
+POOL_WAITING = Gauge(
+    "pastebin_db_pool_requests_waiting",
+    "Requests waiting for a pooled connection.",
+    multiprocess_mode="livesum",
+)
+
+
+def record_pool(stats: dict[str, int]) -> None:
+    size = stats.get("pool_size", 0)
+    idle = stats.get("pool_available", 0)
+    POOL_CONNECTIONS.labels("idle").set(idle)
+    POOL_CONNECTIONS.labels("busy").set(max(0, size - idle))
+    POOL_WAITING.set(stats.get("requests_waiting", 0))
+
+
+def exposition() -> tuple[bytes, str]:
+    """The current metrics in Prometheus text format, and its content type."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        prometheus_multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -1,0 +1,67 @@
+"""Per-request plumbing: request ids, the access log line, metrics, and the
+headers every response carries."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+import falcon
+import structlog
+
+from service import metrics
+from service.db import Database
+
+log = structlog.get_logger("service.access")
+# An incoming X-Request-ID is echoed only if it is short and plain, so it
+# cannot smuggle anything into logs or headers.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+UNMATCHED_ROUTE = "unmatched"
+_POOL_SAMPLE_SECONDS = 1.0
+
+
+class RequestContext:
+    """Binds a request id to every log line of a request, echoes it back,
+    writes one access line and the request metrics when the request ends."""
+
+    def __init__(self, db: Database | None = None) -> None:
+        self.db = db
+        self._pool_sampled_at = 0.0
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        req.context.started = time.perf_counter()
+        incoming = req.get_header("X-Request-ID")
+        request_id = incoming if incoming and _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        req.context.request_id = request_id
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        resp.set_header("X-Request-ID", request_id)
+        resp.set_header("X-Content-Type-Options", "nosniff")
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool
+    ) -> None:
+        started = getattr(req.context, "started", None)
+        duration = time.perf_counter() - started if started is not None else 0.0
+        route = req.uri_template or UNMATCHED_ROUTE
+        status = resp.status_code
+        metrics.REQUESTS.labels(route, req.method, str(status)).inc()
+        metrics.LATENCY.labels(route, req.method).observe(duration)
+        log.info(
+            "request_handled",
+            method=req.method,
+            route=route,
+            status=status,
+            duration_ms=round(duration * 1000, 3),
+        )
+        self._sample_pool()
+        structlog.contextvars.clear_contextvars()
+
+    def _sample_pool(self) -> None:
+        now = time.monotonic()
+        if self.db is None or now - self._pool_sampled_at < _POOL_SAMPLE_SECONDS:
+            return
+        self._pool_sampled_at = now
+        metrics.record_pool(self.db.stats())

@@ -1,0 +1,99 @@
+"""RFC 9457 problem documents: one serializer, and the handlers that map the
+service's exceptions (and Falcon's own errors) onto them."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+import falcon
+import orjson
+import structlog
+
+from service import errors
+
+PROBLEM_JSON = "application/problem+json"
+log = structlog.get_logger("service.problems")
+
+STATUS_OF: dict[type[errors.ServiceError], int] = {
+    errors.MalformedRequest: 400,
+    errors.MissingDeleteToken: 401,
+    errors.WrongDeleteToken: 403,
+    errors.PasteNotFound: 404,
+    errors.ContentTooLarge: 413,
+    errors.UnsupportedMediaType: 415,
+    errors.InvalidInput: 422,
+    errors.DatabaseUnavailable: 503,
+}
+
+
+_FALCON_DETAILS = {
+    404: "There is nothing at this path.",
+    405: "This method is not allowed here; the Allow header lists those that are.",
+}
+
+
+def problem(status: int, detail: str, **extra: Any) -> bytes:
+    """A problem document: `type`, `title`, `status`, `detail` (+ extensions)."""
+    document = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+    return orjson.dumps(document)
+
+
+def status_of(exc: errors.ServiceError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS_OF:
+            return STATUS_OF[cls]
+    return 500
+
+
+def serialize_http_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPError) -> None:
+    """Falcon's own errors (unknown route, 405, bad headers) as problem documents."""
+    status = exc.status_code
+    detail = exc.description or _FALCON_DETAILS.get(status) or HTTPStatus(status).description
+    resp.data = problem(status, detail)
+    resp.content_type = PROBLEM_JSON
+    resp.append_header("Vary", "Accept")
+
+
+class ServiceErrorHandler:
+    """Renders a ServiceError; a 503 carries Retry-After, a 401 a challenge."""
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        self.retry_after = str(retry_after_seconds)
+
+    def __call__(
+        self, req: falcon.Request, resp: falcon.Response, exc: errors.ServiceError, params: Any
+    ) -> None:
+        status = status_of(exc)
+        extra: dict[str, Any] = {}
+        if isinstance(exc, errors.InvalidInput) and exc.field:
+            extra["field"] = exc.field
+        resp.status = status
+        resp.content_type = PROBLEM_JSON
+        resp.data = problem(status, exc.detail, **extra)
+        if status == 503:
+            resp.set_header("Retry-After", self.retry_after)
+            log.warning("database_unavailable", error=type(exc).__name__, cause=_cause(exc))
+        elif status == 401:
+            resp.set_header("WWW-Authenticate", "Bearer")
+
+
+def handle_unexpected(
+    req: falcon.Request, resp: falcon.Response, exc: Exception, params: Any
+) -> None:
+    """Any other exception is a bug: log it with the request id, answer 500."""
+    log.exception("unhandled_exception", error=type(exc).__name__)
+    resp.status = 500
+    resp.content_type = PROBLEM_JSON
+    resp.data = problem(500, "The server failed to handle this request.")
+
+
+def _cause(exc: BaseException) -> str | None:
+    cause = exc.__cause__
+    return type(cause).__name__ if cause is not None else None

@@ -1,0 +1,209 @@
+"""Falcon resources: parse the request, call one service function, shape the reply."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+import orjson
+
+from service import bodies, domain, metrics, pastes, views
+from service.config import Config
+from service.db import Database
+from service.domain import Paste
+from service.errors import InvalidInput, MissingDeleteToken, UnsupportedMediaType
+
+JSON = "application/json"
+TEXT = "text/plain; charset=utf-8"
+
+
+class _PasteResource:
+    def __init__(self, db: Database, config: Config) -> None:
+        self.db = db
+        self.config = config
+        self.cursor_key = config.secret_key.encode("utf-8")
+
+    def _base(self, req: falcon.Request) -> str:
+        return views.base_url(self.config.public_base_url, req.prefix)
+
+
+def _send_json(resp: falcon.Response, document: Any) -> None:
+    resp.content_type = JSON
+    resp.data = orjson.dumps(document)
+
+
+def _cache_control(resp: falcon.Response, paste: Paste) -> None:
+    if paste.burn_after_read:
+        resp.cache_control = ["no-store"]
+    else:
+        max_age = domain.cache_max_age(paste.expires_at, domain.utc_now())
+        resp.cache_control = ["public", f"max-age={max_age}"]
+
+
+class PasteCollection(_PasteResource):
+    """`/api/v1/pastes`: create a paste, list public ones."""
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        new = self._new_paste(req)
+        created = pastes.create_paste(self.db, new)
+        metrics.PASTES_CREATED.inc()
+        base = self._base(req)
+        url = views.paste_url(base, created.paste.id)
+        resp.status = falcon.HTTP_201
+        resp.location = url
+        resp.cache_control = ["no-store"]
+        if req.client_prefers([JSON, "text/plain"]) == "text/plain":
+            resp.set_header("X-Delete-Token", created.delete_token)
+            resp.content_type = TEXT
+            resp.data = f"{url}/raw\n".encode()
+        else:
+            document = views.metadata(created.paste, base)
+            document["delete_token"] = created.delete_token
+            _send_json(resp, document)
+
+    def _new_paste(self, req: falcon.Request) -> domain.NewPaste:
+        # The order of the checks is the order of precedence: 415, 413, 400, 422.
+        kind = domain.create_body_kind(req.content_type)
+        if kind is None:
+            raise UnsupportedMediaType()
+        limits = self.config
+        if kind == "text":
+            content = bodies.decode_text(bodies.read_limited(req, limits.text_body_limit))
+            fields: dict[str, object] = {"content": content}
+            fields.update(domain.fields_from_query(req.params))
+        else:
+            document = bodies.parse_json(bodies.read_limited(req, limits.json_body_limit))
+            if not isinstance(document, dict):
+                raise InvalidInput("the body must be a JSON object")
+            if req.params:
+                raise InvalidInput(
+                    "query parameters are taken only with a text/plain body; "
+                    "put the fields in the JSON object",
+                    field=next(iter(req.params)),
+                )
+            fields = document
+        return domain.validate_new_paste(
+            fields, max_bytes=limits.paste_max_bytes, max_ttl=limits.paste_max_ttl
+        )
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        limit = domain.parse_limit(req.params.get("limit"))
+        raw_cursor = req.params.get("cursor")
+        after = None
+        if raw_cursor is not None:
+            if isinstance(raw_cursor, list):
+                raise InvalidInput("cursor is given more than once", field="cursor")
+            if raw_cursor == "":
+                raise InvalidInput("cursor must not be empty", field="cursor")
+            after = domain.decode_cursor(raw_cursor, self.cursor_key)
+        page = pastes.list_public(self.db, limit=limit, after=after)
+        base = self._base(req)
+        next_cursor = (
+            domain.encode_cursor(page.next_cursor, self.cursor_key) if page.next_cursor else None
+        )
+        resp.cache_control = ["no-cache"]
+        _send_json(
+            resp,
+            {
+                "items": [views.metadata(paste, base) for paste in page.items],
+                "next_cursor": next_cursor,
+            },
+        )
+
+
+class PasteItem(_PasteResource):
+    """`/api/v1/pastes/{paste_id}`: read as JSON, delete."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, paste_id: str) -> None:
+        paste = pastes.read_paste(self.db, paste_id)
+        metrics.PASTES_READ.inc()
+        if paste.burn_after_read:
+            metrics.PASTES_DELETED.labels("burn").inc()
+        _cache_control(resp, paste)
+        _send_json(resp, views.full(paste, self._base(req)))
+
+    def on_head(self, req: falcon.Request, resp: falcon.Response, paste_id: str) -> None:
+        paste = pastes.peek_paste(self.db, paste_id)
+        _cache_control(resp, paste)
+        _send_json(resp, views.full(paste, self._base(req)))
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, paste_id: str) -> None:
+        # The token is checked first, before anything about the id.
+        token = domain.bearer_token(req.get_header("Authorization"))
+        if token is None:
+            raise MissingDeleteToken()
+        pastes.delete_paste(self.db, paste_id, token)
+        metrics.PASTES_DELETED.labels("token").inc()
+        resp.status = falcon.HTTP_204
+
+
+class PasteRaw(_PasteResource):
+    """`/api/v1/pastes/{paste_id}/raw`: the content alone, cacheable."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, paste_id: str) -> None:
+        paste = pastes.read_paste(self.db, paste_id)
+        metrics.PASTES_READ.inc()
+        if paste.burn_after_read:
+            metrics.PASTES_DELETED.labels("burn").inc()
+        self._respond(req, resp, paste)
+
+    def on_head(self, req: falcon.Request, resp: falcon.Response, paste_id: str) -> None:
+        self._respond(req, resp, pastes.peek_paste(self.db, paste_id))
+
+    def _respond(self, req: falcon.Request, resp: falcon.Response, paste: Paste) -> None:
+        assert paste.content is not None
+        body = paste.content.encode("utf-8")
+        etag = domain.content_etag(paste.content)
+        _cache_control(resp, paste)
+        resp.etag = etag
+        resp.set_header("Content-Security-Policy", "default-src 'none'; sandbox")
+        # A burn-after-read paste is always sent: its first GET is its only one.
+        if not paste.burn_after_read and domain.etag_matches(req.get_header("If-None-Match"), etag):
+            resp.status = falcon.HTTP_304
+            return
+        resp.content_type = TEXT
+        resp.data = body
+
+
+class Health:
+    """`/healthz`: the process is up. Touches no database."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.cache_control = ["no-store"]
+        _send_json(resp, {"status": "ok"})
+
+
+class Ready:
+    """`/readyz`: the database answers within a short timeout."""
+
+    def __init__(self, db: Database, config: Config) -> None:
+        self.db = db
+        self.timeout = config.readiness_timeout
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self.db.ping(timeout=self.timeout)
+        resp.cache_control = ["no-store"]
+        _send_json(resp, {"status": "ready"})
+
+
+class Metrics:
+    """`/metrics`: Prometheus text format."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        metrics.record_pool(self.db.stats())
+        resp.data, resp.content_type = metrics.exposition()
+        resp.cache_control = ["no-store"]
+
+
+class OpenAPI:
+    """`/openapi.json`: the API's OpenAPI 3.1 description."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.body = orjson.dumps(document)
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.content_type = JSON
+        resp.data = self.body

@@ -1,0 +1,3 @@
+-- name: ping
+-- Proves the database answers; touches no table.
+SELECT 1 AS ok;
