@@ -54,7 +54,8 @@ def configure_logging(config: Config) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[config.log_level]
         ),
-        cache_logger_on_first_use=True,
+        # Cached loggers would escape structlog.testing.capture_logs in tests.
+        cache_logger_on_first_use=config.app_env != "testing",
     )
 
 

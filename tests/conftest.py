@@ -121,7 +121,7 @@ def config(database_url: str) -> Config:
         pool_min_size=1,
         pool_max_size=8,
         pool_timeout=2.0,
-        log_level="WARNING",
+        log_level="INFO",
     )
 
 
@@ -154,3 +154,26 @@ def sql(database_url: str) -> Iterator[psycopg.Connection]:
     checking rows behind the API's back."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         yield conn
+
+
+@pytest.fixture
+def create(client: testing.TestClient):
+    """Create a paste through the API; returns the 201 reply's JSON."""
+
+    def create(content: str = "hello", **fields: object) -> dict:
+        result = client.simulate_post("/api/v1/pastes", json={"content": content, **fields})
+        assert result.status_code == 201, result.text
+        return result.json
+
+    return create
+
+
+def assert_problem(result: testing.Result, status: int) -> dict:
+    """`result` is an RFC 9457 problem document with `status`."""
+    assert result.status_code == status, result.text
+    assert result.headers["content-type"] == "application/problem+json"
+    document = result.json
+    assert {"type", "title", "status", "detail"} <= set(document)
+    assert document["status"] == status
+    assert "Traceback" not in result.text
+    return document
