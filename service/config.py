@@ -93,7 +93,12 @@ class Config:
     # Requests allowed to queue for a connection; past that they get a 503 at once.
     pool_max_waiting: int = _env("POOL_MAX_WAITING", 16, _non_negative_int)
     connect_timeout: int = _env("DB_CONNECT_TIMEOUT", 3, _positive_int)
+    # How long the pool keeps retrying a failed connection before it waits for
+    # demand to try again; short, so a returning database is noticed at once.
+    pool_reconnect_timeout: float = _env("POOL_RECONNECT_TIMEOUT", 3.0, _positive_float)
     statement_timeout_ms: int = _env("DB_STATEMENT_TIMEOUT_MS", 5_000, _positive_int)
+    # 0 means no limit: a statement waits for row locks as long as statement_timeout allows.
+    lock_timeout_ms: int = _env("DB_LOCK_TIMEOUT_MS", 2_000, _non_negative_int)
     idle_in_transaction_timeout_ms: int = _env(
         "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", 10_000, _positive_int
     )
@@ -102,6 +107,7 @@ class Config:
     worker_interval: float = _env("WORKER_INTERVAL", 10.0, _positive_float)
     worker_batch: int = _env("WORKER_BATCH", 1000, _positive_int)
     worker_metrics_port: int | None = _env("WORKER_METRICS_PORT", None, _positive_int)
+    worker_metrics_host: str = _env("WORKER_METRICS_HOST", "127.0.0.1")
     log_level: str = _env("LOG_LEVEL", "INFO", _log_level)
     log_json: bool | None = _env("LOG_JSON", None, _bool)
 

@@ -13,10 +13,11 @@ from typing import Any
 
 import psycopg
 import psycopg.errors
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout, TooManyRequests
 
-from service.config import Config
+from service.config import Config, ConfigError
 from service.errors import DatabaseBusy, DatabaseUnavailable
 from service.queries import load_queries
 
@@ -71,15 +72,20 @@ class Database:
         """A pool sized and bounded by `config`, opened without waiting for it
         to fill, so the process starts even while the database is down."""
         if not config.database_url:
-            raise DatabaseUnavailable("DATABASE_URL is not set")
+            raise ConfigError("DATABASE_URL is not set")
+        try:
+            conninfo_to_dict(config.database_url)
+        except psycopg.ProgrammingError as exc:
+            raise ConfigError(f"DATABASE_URL cannot be parsed: {exc}") from None
         pool: ConnectionPool = ConnectionPool(
             config.database_url,
             min_size=config.pool_min_size,
             max_size=config.pool_max_size,
             timeout=config.pool_timeout,
             max_waiting=config.pool_max_waiting,
+            reconnect_timeout=config.pool_reconnect_timeout,
             check=ConnectionPool.check_connection,
-            kwargs=connection_kwargs(config),
+            kwargs={**connection_kwargs(config), "application_name": name},
             name=name,
             open=False,
         )
@@ -134,6 +140,6 @@ def connection_kwargs(config: Config) -> dict[str, Any]:
         "options": (
             f"-c statement_timeout={config.statement_timeout_ms}"
             f" -c idle_in_transaction_session_timeout={config.idle_in_transaction_timeout_ms}"
+            f" -c lock_timeout={config.lock_timeout_ms}"
         ),
-        "application_name": "pastebin",
     }

@@ -1,0 +1,73 @@
+"""The named-query files: well formed, every query used, every use defined."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from service.queries import QueryFileError, load_queries, parse_queries
+
+SERVICE_DIR = Path(__file__).resolve().parent.parent / "service"
+# db.one("name", ...), tx.all("name", ...), session.execute("name", ...)
+_USE = re.compile(r"\.(?:one|all|execute)\(\s*\"([a-z_]+)\"")
+
+
+def names_used_by_code() -> set[str]:
+    used: set[str] = set()
+    for path in SERVICE_DIR.glob("*.py"):
+        used |= set(_USE.findall(path.read_text()))
+    return used
+
+
+def test_every_query_is_used_and_every_used_query_exists():
+    defined = set(load_queries())
+    used = names_used_by_code()
+    assert used - defined == set(), "code calls queries that sql/ does not define"
+    assert defined - used == set(), "sql/ defines queries nothing calls"
+
+
+def test_queries_use_named_parameters_only():
+    for name, statement in load_queries().items():
+        assert "%s" not in statement, name
+        assert "{" not in statement, f"{name} looks like a format string"
+
+
+def test_parse_strips_comments_and_semicolons():
+    queries = parse_queries("-- name: a_b\n-- says what\nSELECT 1;\n\n-- name: c\nSELECT 2\n")
+    assert queries == {"a_b": "SELECT 1", "c": "SELECT 2"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "SELECT 1",
+        "-- name: a\nSELECT 1;\n-- name: a\nSELECT 2;",
+        "-- name: empty\n-- only a comment\n",
+        "SELECT 0;\n-- name: a\nSELECT 1;",
+    ],
+)
+def test_malformed_query_files_are_refused(text):
+    with pytest.raises(QueryFileError):
+        parse_queries(text)
+
+
+def test_every_query_plans_against_the_migrated_schema(sql):
+    params = {
+        "id": "AbCdEfGhIjKl",
+        "content": "x",
+        "title": None,
+        "language": None,
+        "visibility": "public",
+        "burn_after_read": False,
+        "size": 1,
+        "expires_in": None,
+        "delete_token_hash": b"\x00",
+        "limit": 1,
+        "after_created_at": "2026-01-01T00:00:00Z",
+        "after_id": "AbCdEfGhIjKl",
+        "batch": 10,
+    }
+    for name, statement in load_queries().items():
+        sql.execute("EXPLAIN " + statement, params)

@@ -1,0 +1,311 @@
+"""The expiry worker against a real PostgreSQL: purging, replicas, faults, shutdown."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from service.config import Config
+from service.db import Database
+from service.queries import load_queries
+from service.worker import Worker, WorkerMetrics, purge_batch
+from tests.proxy import TcpProxy
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def insert_pastes(sql, count: int, *, prefix: str, expired: bool, never: bool = False) -> None:
+    """Bulk-insert `count` pastes: expired ones, live ones that expire later,
+    or (never=True) ones that never expire."""
+    if never:
+        expires = "NULL"
+    elif expired:
+        expires = "now() - interval '1 second' - n * interval '1 millisecond'"
+    else:
+        expires = "now() + interval '1 day'"
+    sql.execute(
+        f"""
+        INSERT INTO pastes (id, content, size, created_at, expires_at, delete_token_hash)
+        SELECT %(prefix)s || lpad(n::text, 10, '0'), 'x', 1,
+               now() - interval '2 days', {expires}, '\\x00'
+          FROM generate_series(1, %(count)s) AS n
+        """,
+        {"prefix": prefix, "count": count},
+    )
+
+
+def count(sql, where: str = "true") -> int:
+    return sql.execute(f"SELECT count(*) FROM pastes WHERE {where}").fetchone()[0]
+
+
+def worker_db(config: Config, **changes) -> Database:
+    db = Database.from_config(
+        replace(config, pool_min_size=1, pool_max_size=1, **changes), name="pastebin-worker"
+    )
+    return db
+
+
+def test_run_once_deletes_only_expired_pastes(config, sql):
+    insert_pastes(sql, 2500, prefix="old", expired=True)
+    insert_pastes(sql, 300, prefix="live", expired=False)
+    insert_pastes(sql, 200, prefix="ever", expired=False, never=True)
+    db = worker_db(config)
+    try:
+        worker = Worker(db, batch=1000, interval=10)
+        tick = worker.run_once()
+    finally:
+        db.close()
+    assert tick.purged == 2500
+    assert tick.batches == 3  # 1000 + 1000 + 500: drained in one tick
+    assert count(sql, "id LIKE 'old%'") == 0
+    assert count(sql) == 500
+
+
+def test_purge_query_is_served_by_the_partial_expiry_index(sql):
+    insert_pastes(sql, 5000, prefix="live", expired=False)
+    insert_pastes(sql, 5000, prefix="ever", expired=False, never=True)
+    sql.execute("ANALYZE pastes")
+    plan = "\n".join(
+        row[0]
+        for row in sql.execute(
+            "EXPLAIN " + load_queries()["purge_expired_batch"], {"batch": 1000}
+        ).fetchall()
+    )
+    assert "pastes_expires_at_idx" in plan
+    assert "Seq Scan" not in plan
+
+
+def test_three_replicas_drain_a_backlog_disjointly_without_waiting(config, sql):
+    insert_pastes(sql, 50_000, prefix="old", expired=True)
+    insert_pastes(sql, 5_000, prefix="live", expired=False)
+    insert_pastes(sql, 1_000, prefix="ever", expired=False, never=True)
+    # A low lock_timeout turns any wait on another replica's row locks into an error.
+    dbs = [worker_db(config, lock_timeout_ms=50) for _ in range(3)]
+    workers = [Worker(db, batch=500, interval=10, worker_id=f"w{i}") for i, db in enumerate(dbs)]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(3)
+
+    def run(worker: Worker) -> None:
+        worker.deleted_ids = []
+        barrier.wait()
+        try:
+            worker.run_once()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in workers]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+    finally:
+        for db in dbs:
+            db.close()
+    assert errors == []
+    deleted = [set(w.deleted_ids) for w in workers]
+    assert sum(len(ids) for ids in deleted) == 50_000
+    assert len(set().union(*deleted)) == 50_000  # disjoint: no id deleted twice
+    assert all(ids for ids in deleted), "every replica took a share"
+    assert all(i.startswith("old") for ids in deleted for i in ids)
+    assert count(sql, "id LIKE 'old%'") == 0
+    assert count(sql) == 6_000
+
+
+def test_purge_skips_rows_another_transaction_holds(config, sql, database_url):
+    import psycopg
+
+    insert_pastes(sql, 10, prefix="old", expired=True)
+    db = worker_db(config, lock_timeout_ms=50)
+    try:
+        with psycopg.connect(database_url) as holder:
+            holder.execute("SELECT id FROM pastes WHERE id <= 'old0000000004' FOR UPDATE")
+            ids = purge_batch(db, 100)
+            assert sorted(ids) == [f"old{n:010d}" for n in range(5, 11)]
+        assert sorted(purge_batch(db, 100)) == [f"old{n:010d}" for n in range(1, 5)]
+    finally:
+        db.close()
+
+
+def test_unreachable_database_is_backed_off_not_spun_on():
+    config = Config(
+        app_env="testing",
+        database_url="postgresql://nobody@127.0.0.1:9/none",
+        pool_timeout=0.2,
+        connect_timeout=1,
+        log_level="CRITICAL",
+    )
+    db = worker_db(config)
+    stop = threading.Event()
+    metrics = WorkerMetrics()
+    worker = Worker(db, interval=0.01, stop=stop, metrics=metrics)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    time.sleep(3.5)
+    stop.set()
+    thread.join(timeout=5)
+    db.close()
+    assert not thread.is_alive()
+    failed = metrics.failed_ticks._value.get()
+    # Backoff 1 s, 2 s, ...: a handful of attempts, not hundreds.
+    assert 2 <= failed <= 4
+
+
+def _wait_for(predicate, timeout: float, step: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False
+
+
+@pytest.mark.faults
+def test_worker_started_while_database_is_down_purges_once_it_is_up(
+    config, sql, database_url
+):
+    proxy = TcpProxy(database_url)  # not listening yet: the database is "down"
+    db = worker_db(replace(config, database_url=proxy.url(database_url), pool_timeout=0.5))
+    stop = threading.Event()
+    worker = Worker(db, interval=0.2, stop=stop)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        time.sleep(1.5)
+        assert worker.metrics.failed_ticks._value.get() >= 1
+        insert_pastes(sql, 100, prefix="old", expired=True)
+        proxy.restore()
+        assert _wait_for(lambda: count(sql) == 0, timeout=40)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        db.close()
+        proxy.close()
+    assert not thread.is_alive()
+
+
+@pytest.mark.faults
+def test_worker_recovers_when_its_connection_is_terminated(config, sql):
+    db = worker_db(config)
+    stop = threading.Event()
+    worker = Worker(db, interval=0.2, stop=stop)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        assert _wait_for(lambda: worker.metrics.ticks._value.get() >= 1, timeout=10)
+        terminated = sql.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = 'pastebin-worker' AND datname = current_database()"
+        ).fetchone()[0]
+        assert terminated >= 1
+        insert_pastes(sql, 100, prefix="old", expired=True)
+        assert _wait_for(lambda: count(sql) == 0, timeout=20)
+        assert thread.is_alive()
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        db.close()
+
+
+def _worker_process(database_url: str, **env: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "service.worker"],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "APP_ENV": "testing",
+            "LOG_JSON": "true",
+            "DATABASE_URL": database_url,
+            **env,
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.slow
+def test_sigterm_mid_drain_exits_zero_soon_having_deleted_what_it_reported(
+    sql, database_url
+):
+    insert_pastes(sql, 300_000, prefix="old", expired=True)
+    insert_pastes(sql, 1_000, prefix="live", expired=False)
+    process = _worker_process(database_url, WORKER_BATCH="500", WORKER_INTERVAL="10")
+    try:
+        assert _wait_for(lambda: count(sql, "id LIKE 'old%'") < 300_000, timeout=30, step=0.02)
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=15)
+        elapsed = time.monotonic() - signalled
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, stderr
+    assert elapsed < 3.0
+    events = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    reported = sum(e["purged"] for e in events if e["event"] == "expired_pastes_deleted")
+    names = [e["event"] for e in events]
+    assert "worker_started" in names
+    assert "worker_stopped" in names
+    remaining = count(sql, "id LIKE 'old%'")
+    assert remaining > 0, "the drain was interrupted, not finished"
+    assert reported == 300_000 - remaining
+    assert count(sql, "id LIKE 'live%'") == 1_000
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"WORKER_INTERVAL": "abc"}, "WORKER_INTERVAL"),
+        ({"WORKER_INTERVAL": "0"}, "WORKER_INTERVAL"),
+        ({"WORKER_BATCH": "-3"}, "WORKER_BATCH"),
+        ({"DATABASE_URL": "not a url = ="}, "DATABASE_URL"),
+        ({"DATABASE_URL": ""}, "DATABASE_URL"),
+    ],
+)
+def test_configuration_errors_exit_nonzero_at_once_with_a_reason(database_url, env, message):
+    process = _worker_process(env.pop("DATABASE_URL", database_url), **env)
+    _, stderr = process.communicate(timeout=20)
+    assert process.returncode != 0
+    assert message in stderr
+    assert len(stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_worker_metrics_are_served(database_url, sql):
+    import socket
+    import urllib.request
+
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    insert_pastes(sql, 10, prefix="old", expired=True)
+    process = _worker_process(database_url, WORKER_METRICS_PORT=str(port), WORKER_INTERVAL="0.2")
+    try:
+        def purged_metric() -> float:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+                    text = r.read().decode()
+            except OSError:
+                return -1
+            for line in text.splitlines():
+                if line.startswith("pastebin_worker_purged_total "):
+                    return float(line.split()[1])
+            return -1
+
+        assert _wait_for(lambda: purged_metric() == 10, timeout=20)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=15)
+    assert process.returncode == 0
