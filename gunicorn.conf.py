@@ -45,17 +45,17 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="pastebin-metrics-")
 
 
-def post_fork(server, worker):  # noqa: ANN001 - gunicorn's hook signature
+def post_fork(server, worker):
     configure_logging(_config)
 
 
-def worker_exit(server, worker):  # noqa: ANN001
+def worker_exit(server, worker):
     close = getattr(worker.wsgi, "close", None)
     if callable(close):
         close()
 
 
-def child_exit(server, worker):  # noqa: ANN001
+def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)

@@ -40,7 +40,7 @@ def translate_errors() -> Iterator[None]:
 class Session:
     """Runs named queries on one connection (inside a transaction or not)."""
 
-    def __init__(self, conn: psycopg.Connection[Row], queries: Mapping[str, str]) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], queries: Mapping[str, str]) -> None:
         self._conn = conn
         self._queries = queries
 

@@ -31,11 +31,13 @@ def renderer(json: bool) -> Any:
 def configure_logging(config: Config) -> None:
     """Route structlog and stdlib logging through one formatter on stderr."""
     json = config.json_logs
+    # JSON lines carry the traceback as a field; the console renderer prints it itself.
+    exc_info: list[Any] = [structlog.processors.format_exc_info] if json else []
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared_processors(),
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info if json else _identity,
+            *exc_info,
             renderer(json),
         ],
     )
@@ -58,6 +60,3 @@ def configure_logging(config: Config) -> None:
         cache_logger_on_first_use=config.app_env != "testing",
     )
 
-
-def _identity(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
-    return event

@@ -91,7 +91,7 @@ def template_database(postgres_url: str) -> Iterator[str]:
     """A database migrated once; each test gets a copy of it."""
     name = f"pastebin_template_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" ENCODING \'UTF8\' TEMPLATE template0')
+        conn.execute(f"CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0")
     apply_migrations(with_database(postgres_url, name))
     yield name
     _drop_database(postgres_url, name)

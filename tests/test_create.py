@@ -57,7 +57,8 @@ def test_defaults(create):
     assert body["visibility"] == "unlisted"
     assert body["burn_after_read"] is False
     assert body["expires_at"] is None
-    assert body["title"] is None and body["language"] is None
+    assert body["title"] is None
+    assert body["language"] is None
 
 
 def test_nulls_mean_defaults(create):
@@ -151,9 +152,7 @@ def test_public_base_url_with_path_prefix_builds_links(make_client):
 
 
 def test_links_follow_the_request_host(client):
-    result = client.simulate_post(
-        PATH, json={"content": "x"}, headers={"Host": "pastes.test:8080"}
-    )
+    result = client.simulate_post(PATH, json={"content": "x"}, headers={"Host": "pastes.test:8080"})
     assert result.json["url"].startswith("http://pastes.test:8080/api/v1/pastes/")
 
 

@@ -15,13 +15,17 @@ def bearer(token: str) -> dict[str, str]:
 
 def test_delete_with_the_token_removes_the_row(client, create, sql):
     created = create("bye")
-    result = client.simulate_delete(f"{PATH}/{created['id']}", headers=bearer(created["delete_token"]))
+    result = client.simulate_delete(
+        f"{PATH}/{created['id']}", headers=bearer(created["delete_token"])
+    )
     assert result.status_code == 204
     assert result.content == b""
     assert sql.execute("SELECT count(*) FROM pastes WHERE id = %s", [created["id"]]).fetchone() == (
         0,
     )
-    again = client.simulate_delete(f"{PATH}/{created['id']}", headers=bearer(created["delete_token"]))
+    again = client.simulate_delete(
+        f"{PATH}/{created['id']}", headers=bearer(created["delete_token"])
+    )
     assert_problem(again, 404)
 
 
@@ -51,7 +55,9 @@ def test_wrong_token_is_403_and_keeps_the_paste(client, create):
     created = create("keep")
     other = create("other")
     for token in ("wrong", other["delete_token"], created["delete_token"][:-1]):
-        assert_problem(client.simulate_delete(f"{PATH}/{created['id']}", headers=bearer(token)), 403)
+        assert_problem(
+            client.simulate_delete(f"{PATH}/{created['id']}", headers=bearer(token)), 403
+        )
     assert client.simulate_get(f"{PATH}/{created['id']}/raw").text == "keep"
 
 
@@ -66,12 +72,16 @@ def test_expired_paste_cannot_be_deleted(client, create, sql):
         "expires_at = now() - interval '1 second' WHERE id = %s",
         [created["id"]],
     )
-    result = client.simulate_delete(f"{PATH}/{created['id']}", headers=bearer(created["delete_token"]))
+    result = client.simulate_delete(
+        f"{PATH}/{created['id']}", headers=bearer(created["delete_token"])
+    )
     assert_problem(result, 404)
 
 
 def test_burned_paste_cannot_be_deleted(client, create):
     created = create("x", burn_after_read=True)
     client.simulate_get(f"{PATH}/{created['id']}")
-    result = client.simulate_delete(f"{PATH}/{created['id']}", headers=bearer(created["delete_token"]))
+    result = client.simulate_delete(
+        f"{PATH}/{created['id']}", headers=bearer(created["delete_token"])
+    )
     assert_problem(result, 404)

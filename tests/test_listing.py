@@ -70,9 +70,7 @@ def test_cursors_walk_every_page_once_in_order(client, sql):
         if cursor is None:
             break
         assert len(body["items"]) == 7
-    expected = sql.execute(
-        "SELECT id FROM pastes ORDER BY created_at DESC, id DESC"
-    ).fetchall()
+    expected = sql.execute("SELECT id FROM pastes ORDER BY created_at DESC, id DESC").fetchall()
     assert seen == [row[0] for row in expected]
     assert pages == 33
 

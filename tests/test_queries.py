@@ -69,5 +69,5 @@ def test_every_query_plans_against_the_migrated_schema(sql):
         "after_id": "AbCdEfGhIjKl",
         "batch": 10,
     }
-    for name, statement in load_queries().items():
+    for _name, statement in load_queries().items():
         sql.execute("EXPLAIN " + statement, params)

@@ -106,7 +106,9 @@ def test_head_never_burns(client, create, suffix):
     assert client.simulate_head(f"{PATH}/{paste_id}{suffix}").status_code == 404
 
 
-@pytest.mark.parametrize("first,second", [("", "/raw"), ("/raw", ""), ("", ""), ("/raw", "/raw")])
+@pytest.mark.parametrize(
+    ("first", "second"), [("", "/raw"), ("/raw", ""), ("", ""), ("/raw", "/raw")]
+)
 def test_burn_after_read_is_returned_once_then_gone(client, create, sql, first, second):
     paste_id = create("read me once", burn_after_read=True)["id"]
     got = client.simulate_get(f"{PATH}/{paste_id}{first}")

@@ -48,10 +48,9 @@ def count(sql, where: str = "true") -> int:
 
 
 def worker_db(config: Config, **changes) -> Database:
-    db = Database.from_config(
+    return Database.from_config(
         replace(config, pool_min_size=1, pool_max_size=1, **changes), name="pastebin-worker"
     )
-    return db
 
 
 def test_run_once_deletes_only_expired_pastes(config, sql):
@@ -170,9 +169,7 @@ def _wait_for(predicate, timeout: float, step: float = 0.1) -> bool:
 
 
 @pytest.mark.faults
-def test_worker_started_while_database_is_down_purges_once_it_is_up(
-    config, sql, database_url
-):
+def test_worker_started_while_database_is_down_purges_once_it_is_up(config, sql, database_url):
     proxy = TcpProxy(database_url)  # not listening yet: the database is "down"
     db = worker_db(replace(config, database_url=proxy.url(database_url), pool_timeout=0.5))
     stop = threading.Event()
@@ -234,9 +231,7 @@ def _worker_process(database_url: str, **env: str) -> subprocess.Popen:
 
 
 @pytest.mark.slow
-def test_sigterm_mid_drain_exits_zero_soon_having_deleted_what_it_reported(
-    sql, database_url
-):
+def test_sigterm_mid_drain_exits_zero_soon_having_deleted_what_it_reported(sql, database_url):
     insert_pastes(sql, 300_000, prefix="old", expired=True)
     insert_pastes(sql, 1_000, prefix="live", expired=False)
     process = _worker_process(database_url, WORKER_BATCH="500", WORKER_INTERVAL="10")
@@ -293,6 +288,7 @@ def test_worker_metrics_are_served(database_url, sql):
     insert_pastes(sql, 10, prefix="old", expired=True)
     process = _worker_process(database_url, WORKER_METRICS_PORT=str(port), WORKER_INTERVAL="0.2")
     try:
+
         def purged_metric() -> float:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
