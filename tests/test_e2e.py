@@ -1,0 +1,214 @@
+"""End to end: real gunicorn with gunicorn.conf.py, spoken to over HTTP."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Server:
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+    def request(
+        self, method: str, path: str, body: bytes | None = None, headers: dict | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            response = conn.getresponse()
+            return (
+                response.status,
+                {k.lower(): v for k, v in response.getheaders()},
+                response.read(),
+            )
+        finally:
+            conn.close()
+
+
+@pytest.fixture
+def server(database_url: str) -> Iterator[Server]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "APP_ENV": "production",
+        "SECRET_KEY": "e2e-secret-key-" + "x" * 32,
+        "DATABASE_URL": database_url,
+        "BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": "2",
+        "PASTE_MAX_BYTES": "65536",
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "service.app:create_app()"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    server = Server(port)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if server.request("GET", "/readyz")[0] == 200:
+                break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"gunicorn did not start: {process.communicate()[1][-3000:]}")
+        time.sleep(0.1)
+    server.process = process
+    yield server
+    process.send_signal(signal.SIGTERM)
+    try:
+        _, server.log = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise
+    assert process.returncode == 0
+
+
+def test_readme_round_trip_with_curl_style_headers(server):
+    readme = (ROOT / "README.md").read_bytes()
+    status, headers, body = server.request(
+        "POST",
+        "/api/v1/pastes",
+        body=readme,
+        headers={"Content-Type": "text/plain", "Accept": "text/plain"},
+    )
+    assert status == 201
+    raw_url = body.decode().strip()
+    assert raw_url == headers["location"] + "/raw"
+    path = re.sub(r"^http://[^/]+", "", raw_url)
+    status, headers, content = server.request("GET", path)
+    assert status == 200
+    assert content == readme
+    assert headers["content-type"] == "text/plain; charset=utf-8"
+
+
+def test_links_use_the_host_the_request_came_in_on(server):
+    status, _, body = server.request(
+        "POST",
+        "/api/v1/pastes",
+        body=b"x",
+        headers={"Content-Type": "text/plain", "Accept": "text/plain", "Host": "paste.test"},
+    )
+    assert status == 201
+    assert body.startswith(b"http://paste.test/api/v1/pastes/")
+
+
+def test_exactly_one_concurrent_http_reader_gets_a_burn_paste(server):
+    for _ in range(3):
+        status, _, body = server.request(
+            "POST",
+            "/api/v1/pastes?burn_after_read=true",
+            body=b"secret",
+            headers={"Content-Type": "text/plain", "Accept": "text/plain"},
+        )
+        assert status == 201
+        path = re.sub(r"^http://[^/]+", "", body.decode().strip())
+        readers = 12
+        barrier = threading.Barrier(readers)
+        statuses: list[int] = []
+
+        def read(path: str = path) -> None:
+            barrier.wait()
+            statuses.append(server.request("GET", path)[0])
+
+        threads = [threading.Thread(target=read) for _ in range(readers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert sorted(statuses) == [200] + [404] * (readers - 1)
+
+
+def test_declared_oversize_is_refused_before_the_body_is_sent(server):
+    conn = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    try:
+        conn.sendall(
+            b"POST /api/v1/pastes HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+            b"Content-Length: 999999999\r\n\r\n"
+        )
+        reply = conn.recv(65536)
+    finally:
+        conn.close()
+    assert reply.startswith(b"HTTP/1.1 413")
+    assert b"application/problem+json" in reply
+
+
+def test_chunked_body_over_the_limit_is_cut_off(server):
+    conn = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    sent = 0
+    reply = b""
+    try:
+        conn.sendall(
+            b"POST /api/v1/pastes HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        chunk = b"a" * 16384
+        # Offer up to 64 MiB; the server must answer long before taking it all.
+        conn.settimeout(0.05)
+        while sent < 64 * 1024 * 1024:
+            try:
+                conn.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                sent += len(chunk)
+            except OSError:
+                break
+            try:
+                reply += conn.recv(65536)
+            except TimeoutError:
+                continue
+            if reply:
+                break
+        conn.settimeout(10)
+        if not reply:
+            reply = conn.recv(65536)
+    finally:
+        conn.close()
+    assert reply.startswith(b"HTTP/1.1 413")
+    assert sent < 4 * 1024 * 1024
+
+
+def test_metrics_aggregate_every_worker_process(server):
+    for _ in range(20):
+        server.request("GET", "/healthz")
+    status, headers, body = server.request("GET", "/metrics")
+    assert status == 200
+    match = re.search(
+        rb'pastebin_http_requests_total\{method="GET",route="/healthz",status="200"\} (\S+)', body
+    )
+    assert match is not None
+    assert float(match.group(1)) >= 20
+
+
+def test_unknown_route_and_bad_method_are_problems_over_http(server):
+    status, headers, _ = server.request("GET", "/does/not/exist")
+    assert status == 404
+    assert headers["content-type"] == "application/problem+json"
+    status, headers, _ = server.request("PUT", "/api/v1/pastes")
+    assert status == 405
+    assert "GET" in headers["allow"]
