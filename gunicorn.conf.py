@@ -6,6 +6,7 @@ after the fork; worker_exit closes it.
 """
 
 import os
+import shutil
 import tempfile
 
 from service.config import Config
@@ -14,10 +15,10 @@ from service.logs import configure_logging
 _config = Config.from_env()  # fail fast, with the reason, on a bad setting
 configure_logging(_config)
 
-bind = os.environ.get("BIND", f"127.0.0.1:{_config.port}")
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+bind = _config.bind or f"127.0.0.1:{_config.port}"
+workers = _config.web_workers
+worker_class = _config.web_worker_class
+threads = _config.web_threads
 keepalive = 5
 timeout = 30
 graceful_timeout = 20
@@ -26,22 +27,14 @@ limit_request_line = 4096
 limit_request_fields = 50
 limit_request_field_size = 8190
 accesslog = None  # the app writes one structured line per request
-errorlog = "-"
 loglevel = _config.log_level.lower()
-# gunicorn's own messages go through the structlog pipeline set up above (the
-# root logger); its access log is off because the app writes its own.
-logconfig_dict = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "loggers": {
-        "gunicorn.error": {"handlers": [], "propagate": True},
-        "gunicorn.access": {"handlers": [], "propagate": False, "level": "CRITICAL"},
-    },
-}
+logger_class = "service.logs.GunicornLogger"  # gunicorn's messages through structlog
 proc_name = "pastebin-web"
 
 # Every worker process writes its metrics here and /metrics aggregates them.
-if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+# Set before any worker imports prometheus_client, which reads it at import.
+_own_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _own_metrics_dir:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="pastebin-metrics-")
 
 
@@ -59,3 +52,8 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _own_metrics_dir:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

@@ -83,6 +83,10 @@ class Config:
     database_url: str | None = _env("DATABASE_URL", None, _optional_str)
     secret_key: str = _env("SECRET_KEY", DEV_SECRET_KEY)
     port: int = _env("PORT", 8000, _positive_int)
+    bind: str | None = _env("BIND", None, _optional_str)  # host:port; default 127.0.0.1:PORT
+    web_workers: int = _env("WEB_CONCURRENCY", 2, _positive_int)
+    web_threads: int = _env("GUNICORN_THREADS", 4, _positive_int)
+    web_worker_class: str = _env("GUNICORN_WORKER_CLASS", "gthread")
     public_base_url: str | None = _env("PUBLIC_BASE_URL", None, _base_url)
     paste_max_bytes: int = _env("PASTE_MAX_BYTES", MIB, _positive_int)
     paste_max_ttl: int = _env("PASTE_MAX_TTL", 365 * DAY, _positive_int)

@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 import structlog
+from gunicorn import glogging
 
 from service.config import Config
 
@@ -60,3 +61,14 @@ def configure_logging(config: Config) -> None:
         cache_logger_on_first_use=config.app_env != "testing",
     )
 
+
+class GunicornLogger(glogging.Logger):
+    """gunicorn's own logger, sending its lines through the root logger (and so
+    the structlog formatter) instead of its own handlers and format."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        self.error_log.handlers = []
+        self.error_log.propagate = True
+        self.access_log.handlers = []
+        self.access_log.propagate = True

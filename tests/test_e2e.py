@@ -134,11 +134,13 @@ def test_exactly_one_concurrent_http_reader_gets_a_burn_paste(server):
         barrier = threading.Barrier(readers)
         statuses: list[int] = []
 
-        def read(path: str = path) -> None:
+        def read(path: str, barrier: threading.Barrier, statuses: list[int]) -> None:
             barrier.wait()
             statuses.append(server.request("GET", path)[0])
 
-        threads = [threading.Thread(target=read) for _ in range(readers)]
+        threads = [
+            threading.Thread(target=read, args=(path, barrier, statuses)) for _ in range(readers)
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -196,7 +198,7 @@ def test_chunked_body_over_the_limit_is_cut_off(server):
 def test_metrics_aggregate_every_worker_process(server):
     for _ in range(20):
         server.request("GET", "/healthz")
-    status, headers, body = server.request("GET", "/metrics")
+    status, _, body = server.request("GET", "/metrics")
     assert status == 200
     match = re.search(
         rb'pastebin_http_requests_total\{method="GET",route="/healthz",status="200"\} (\S+)', body
