@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import unquote_to_bytes
+
 import falcon
 import orjson
 
@@ -43,3 +45,12 @@ def parse_json(body: bytes) -> object:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise MalformedRequest(f"the body is not valid JSON: {exc}") from None
+
+
+def check_query_utf8(query_string: str) -> None:
+    """Refuse a query string whose percent-escapes are not UTF-8, which would
+    otherwise reach a paste's fields as replacement characters."""
+    try:
+        unquote_to_bytes(query_string.replace("+", " ")).decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedRequest("the query string is not valid UTF-8") from None

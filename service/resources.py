@@ -69,6 +69,7 @@ class PasteCollection(_PasteResource):
         limits = self.config
         if kind == "text":
             content = bodies.decode_text(bodies.read_limited(req, limits.text_body_limit))
+            bodies.check_query_utf8(req.query_string)
             fields: dict[str, object] = {"content": content}
             fields.update(domain.fields_from_query(req.params))
         else:

@@ -278,6 +278,13 @@ def test_query_fields_with_a_json_body_are_refused_not_ignored(client):
     assert_problem(result, 422)
 
 
+def test_query_string_that_is_not_utf8_is_400(client):
+    result = client.simulate_post(
+        PATH, body=b"x", headers={"Content-Type": "text/plain"}, query_string="title=%ff"
+    )
+    assert_problem(result, 400)
+
+
 def test_empty_plain_text_body_is_422(client):
     assert_problem(post_json(client, b"", "text/plain"), 422)
 
