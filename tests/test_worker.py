@@ -305,3 +305,38 @@ def test_worker_metrics_are_served(database_url, sql):
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=15)
     assert process.returncode == 0
+
+
+def test_a_purge_in_progress_never_blocks_live_traffic(make_client, sql, database_url):
+    import psycopg
+
+    client = make_client()
+    live = client.simulate_post("/api/v1/pastes", json={"content": "live"}).json
+    burn = client.simulate_post(
+        "/api/v1/pastes", json={"content": "b", "burn_after_read": True}
+    ).json
+    insert_pastes(sql, 2000, prefix="old", expired=True)
+    with psycopg.connect(database_url) as purger:
+        # A purge that has claimed and deleted every expired row but not committed.
+        purger.execute("SET lock_timeout = 0")
+        purger.execute(load_queries()["purge_expired_batch"], {"batch": 5000})
+        with psycopg.connect(database_url, autocommit=True) as other:
+            other.execute("SET lock_timeout = '200ms'")
+            other.execute("SELECT id FROM pastes WHERE id = %s FOR UPDATE", [live["id"]])
+        started = time.monotonic()
+        assert client.simulate_get(f"/api/v1/pastes/{live['id']}/raw").text == "live"
+        assert client.simulate_get(f"/api/v1/pastes/old{1:010d}").status_code == 404
+        assert client.simulate_get(f"/api/v1/pastes/{burn['id']}").status_code == 200
+        assert client.simulate_post("/api/v1/pastes", json={"content": "new"}).status_code == 201
+        assert client.simulate_get("/api/v1/pastes").status_code == 200
+        deleted = client.simulate_delete(
+            f"/api/v1/pastes/{live['id']}",
+            headers={"Authorization": f"Bearer {live['delete_token']}"},
+        )
+        assert deleted.status_code == 204
+        expired_delete = client.simulate_delete(
+            f"/api/v1/pastes/old{2:010d}", headers={"Authorization": "Bearer x"}
+        )
+        assert expired_delete.status_code == 404
+        assert time.monotonic() - started < 1.5
+        purger.rollback()

@@ -1,0 +1,73 @@
+"""Shared pieces of the benchmarks: the database to run against, and bulk seeding."""
+
+from __future__ import annotations
+
+import os
+import uuid
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+@contextmanager
+def server_url() -> Iterator[str]:
+    """A superuser URL: BENCH_DATABASE_URL / DATABASE_URL, else an embedded
+    PostgreSQL kept under .data/bench-pg."""
+    url = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    if url:
+        yield url
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+    datadir = ROOT / ".data" / "bench-pg"
+    datadir.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(datadir, cleanup_mode="stop")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
+@contextmanager
+def scratch_database(url: str) -> Iterator[str]:
+    """A fresh, migrated database, dropped afterwards."""
+    from service.migrate import apply_migrations
+
+    name = f"pastebin_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    db_url = with_database(url, name)
+    try:
+        apply_migrations(db_url)
+        yield db_url
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def seed_expired(db_url: str, count: int, *, content_bytes: int = 64) -> None:
+    """Bulk-insert `count` already-expired pastes (as a backlog the worker finds)."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("TRUNCATE pastes")
+        conn.execute(
+            """
+            INSERT INTO pastes (id, content, size, created_at, expires_at, delete_token_hash)
+            SELECT 'exp' || lpad(n::text, 10, '0'), repeat('x', %(size)s), %(size)s,
+                   now() - interval '2 days',
+                   now() - interval '1 day' + n * interval '1 millisecond', '\\x00'
+              FROM generate_series(1, %(count)s) AS n
+            """,
+            {"count": count, "size": content_bytes},
+        )
+        conn.execute("VACUUM ANALYZE pastes")

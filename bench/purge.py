@@ -1,0 +1,112 @@
+"""Purge throughput: N expiry-worker processes draining a backlog of expired rows.
+
+    .venv/bin/python bench/purge.py [--rows 1000000] [--workers 1,2,4] [--batch 1000]
+
+Runs against BENCH_DATABASE_URL / DATABASE_URL (a superuser URL; a scratch
+database is created and dropped), else an embedded PostgreSQL. For each worker
+count: seed the backlog, start that many `python -m service.worker` processes at
+once, and time until no expired row is left. Prints rows/s per worker count.
+Also measures the purge ceiling: the worker's own batch statement in a bare
+psycopg loop, one transaction per batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import ROOT, scratch_database, seed_expired, server_url
+from service.queries import load_queries
+
+
+def backlog_left(conn: psycopg.Connection) -> bool:
+    return conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pastes WHERE expires_at <= now())"
+    ).fetchone()[0]
+
+
+def run_workers(db_url: str, workers: int, batch: int, timeout: float) -> float:
+    """Seconds for `workers` worker processes to drain the backlog."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "APP_ENV": "development",
+        "WORKER_BATCH": str(batch),
+        "WORKER_INTERVAL": "3600",  # one drain per process, then idle
+        "LOG_LEVEL": "WARNING",
+    }
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        started = time.perf_counter()
+        processes = [
+            subprocess.Popen([sys.executable, "-m", "service.worker"], cwd=ROOT, env=env)
+            for _ in range(workers)
+        ]
+        try:
+            while backlog_left(conn):
+                if time.perf_counter() - started > timeout:
+                    raise TimeoutError(f"{workers} worker(s) did not drain in {timeout} s")
+                time.sleep(0.02)
+            elapsed = time.perf_counter() - started
+        finally:
+            for process in processes:
+                process.send_signal(signal.SIGTERM)
+            for process in processes:
+                process.wait(timeout=30)
+    return elapsed
+
+
+def bare_loop(db_url: str, batch: int) -> float:
+    """Seconds for the purge statement in a bare loop to drain the backlog."""
+    statement = load_queries()["purge_expired_batch"]
+    with psycopg.connect(db_url) as conn:
+        started = time.perf_counter()
+        while True:
+            with conn.transaction():
+                deleted = len(conn.execute(statement, {"batch": batch}).fetchall())
+            if deleted < batch:
+                break
+        return time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--json", type=Path, help="write the results here too")
+    args = parser.parse_args()
+    counts = [int(n) for n in args.workers.split(",")]
+    results: dict[str, float] = {}
+    with server_url() as url, scratch_database(url) as db_url:
+        seed_expired(db_url, args.rows)
+        seconds = bare_loop(db_url, args.batch)
+        results["ceiling"] = args.rows / seconds
+        print(f"purge ceiling (bare loop): {results['ceiling']:,.0f} rows/s", flush=True)
+        for workers in counts:
+            seed_expired(db_url, args.rows)
+            seconds = run_workers(db_url, workers, args.batch, args.timeout)
+            results[f"workers_{workers}"] = args.rows / seconds
+            print(
+                f"{workers} worker(s): {args.rows:,} rows in {seconds:.2f} s = "
+                f"{args.rows / seconds:,.0f} rows/s "
+                f"({args.rows / seconds / results['ceiling']:.0%} of ceiling)",
+                flush=True,
+            )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
