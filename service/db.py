@@ -7,7 +7,8 @@ which the HTTP layer reports as a 503.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import select
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,10 +19,11 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout, TooManyRequests
 
 from service.config import Config, ConfigError
-from service.errors import DatabaseBusy, DatabaseUnavailable
-from service.queries import load_queries
+from service.errors import ConnectionLost, DatabaseBusy, DatabaseUnavailable
+from service.queries import Query, load_queries
 
 Row = dict[str, Any]
+Fetch = Callable[[psycopg.Cursor[Any]], Any]
 
 
 @contextmanager
@@ -40,20 +42,20 @@ def translate_errors() -> Iterator[None]:
 class Session:
     """Runs named queries on one connection (inside a transaction or not)."""
 
-    def __init__(self, conn: psycopg.Connection[Any], queries: Mapping[str, str]) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], queries: Mapping[str, Query]) -> None:
         self._conn = conn
         self._queries = queries
 
     def one(self, name: str, **params: Any) -> Row | None:
         """The first row of query `name`, or None."""
-        return self._conn.execute(self._queries[name], params).fetchone()
+        return self._conn.execute(self._queries[name].sql, params).fetchone()
 
     def all(self, name: str, **params: Any) -> list[Row]:
-        return self._conn.execute(self._queries[name], params).fetchall()
+        return self._conn.execute(self._queries[name].sql, params).fetchall()
 
     def execute(self, name: str, **params: Any) -> int:
         """Run query `name`; the number of rows it touched."""
-        return self._conn.execute(self._queries[name], params).rowcount
+        return self._conn.execute(self._queries[name].sql, params).rowcount
 
 
 class Database:
@@ -63,7 +65,7 @@ class Database:
     then raises DatabaseBusy; a broken server raises DatabaseUnavailable.
     """
 
-    def __init__(self, pool: ConnectionPool, queries: Mapping[str, str] | None = None) -> None:
+    def __init__(self, pool: ConnectionPool, queries: Mapping[str, Query] | None = None) -> None:
         self.pool = pool
         self.queries = dict(load_queries() if queries is None else queries)
 
@@ -84,7 +86,7 @@ class Database:
             timeout=config.pool_timeout,
             max_waiting=config.pool_max_waiting,
             reconnect_timeout=config.pool_reconnect_timeout,
-            check=ConnectionPool.check_connection,
+            check=check_idle_connection,
             kwargs={**connection_kwargs(config), "application_name": name},
             name=name,
             open=False,
@@ -106,16 +108,36 @@ class Database:
             yield Session(conn, self.queries)
 
     def one(self, name: str, **params: Any) -> Row | None:
-        with self.session() as session:
-            return session.one(name, **params)
+        """The first row of query `name` (autocommit), or None."""
+        return self._run(name, params, _fetchone)
 
     def all(self, name: str, **params: Any) -> list[Row]:
-        with self.session() as session:
-            return session.all(name, **params)
+        return self._run(name, params, _fetchall)
 
     def execute(self, name: str, **params: Any) -> int:
-        with self.session() as session:
-            return session.execute(name, **params)
+        return self._run(name, params, _rowcount)
+
+    def _run(self, name: str, params: dict[str, Any], fetch: Fetch) -> Any:
+        """Run one query on a pooled connection. A query marked retry-safe runs
+        once more, on another connection, if its connection was lost: a
+        connection the server dropped can look alive until it is used."""
+        query = self.queries[name]
+        with translate_errors():
+            try:
+                return self._run_once(query, params, fetch)
+            except ConnectionLost:
+                if not query.retry_safe:
+                    raise
+                return self._run_once(query, params, fetch)
+
+    def _run_once(self, query: Query, params: dict[str, Any], fetch: Fetch) -> Any:
+        with self.pool.connection() as conn:
+            try:
+                return fetch(conn.execute(query.sql, params))
+            except psycopg.OperationalError as exc:
+                if conn.broken:
+                    raise ConnectionLost() from exc
+                raise
 
     def ping(self, timeout: float) -> None:
         """Raise DatabaseUnavailable unless the database answers within `timeout` s."""
@@ -127,6 +149,35 @@ class Database:
 
     def close(self, timeout: float = 5.0) -> None:
         self.pool.close(timeout=timeout)
+
+
+def _fetchone(cursor: psycopg.Cursor[Any]) -> Any:
+    return cursor.fetchone()
+
+
+def _fetchall(cursor: psycopg.Cursor[Any]) -> Any:
+    return cursor.fetchall()
+
+
+def _rowcount(cursor: psycopg.Cursor[Any]) -> Any:
+    return cursor.rowcount
+
+
+def check_idle_connection(conn: psycopg.Connection[Any]) -> None:
+    """Prove a pooled connection usable before it is handed out, without a round
+    trip in the common case.
+
+    An idle connection has nothing to read: when its socket is readable, the
+    server has closed it or sent an error (pg_terminate_backend, a restart, a
+    proxy cut), and only then is a real round trip made, which raises and makes
+    the pool discard it. Checking every checkout with a query would double the
+    round trips of every request.
+    """
+    if conn.closed or conn.broken:
+        raise psycopg.OperationalError("the connection is closed")
+    readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    if readable:
+        ConnectionPool.check_connection(conn)
 
 
 def connection_kwargs(config: Config) -> dict[str, Any]:

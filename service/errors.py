@@ -55,5 +55,9 @@ class DatabaseUnavailable(ServiceError):
     """The database is unavailable; try again shortly."""
 
 
+class ConnectionLost(DatabaseUnavailable):
+    """The connection to the database was lost; try again shortly."""
+
+
 class DatabaseBusy(DatabaseUnavailable):
     """The database is too busy to answer in time; try again shortly."""

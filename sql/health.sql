@@ -1,3 +1,4 @@
 -- name: ping
+-- retry: safe
 -- Proves the database answers; touches no table.
 SELECT 1 AS ok;

@@ -128,7 +128,7 @@ def test_listing_query_uses_the_index_not_offset(sql):
     sql.execute("ANALYZE pastes")
     from service.queries import load_queries
 
-    query = load_queries()["list_public_after"]
+    query = load_queries()["list_public_after"].sql
     plan = sql.execute(
         "EXPLAIN " + query,
         {"limit": 21, "after_created_at": "2026-01-01T02:00:00Z", "after_id": "id0000007200"},

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from service.queries import QueryFileError, load_queries, parse_queries
+from service.queries import Query, QueryFileError, load_queries, parse_queries
 
 SERVICE_DIR = Path(__file__).resolve().parent.parent / "service"
 # db.one("name", ...), tx.all("name", ...), session.execute("name", ...)
@@ -29,14 +29,21 @@ def test_every_query_is_used_and_every_used_query_exists():
 
 
 def test_queries_use_named_parameters_only():
-    for name, statement in load_queries().items():
-        assert "%s" not in statement, name
-        assert "{" not in statement, f"{name} looks like a format string"
+    for name, query in load_queries().items():
+        assert "%s" not in query.sql, name
+        assert "{" not in query.sql, f"{name} looks like a format string"
 
 
 def test_parse_strips_comments_and_semicolons():
-    queries = parse_queries("-- name: a_b\n-- says what\nSELECT 1;\n\n-- name: c\nSELECT 2\n")
-    assert queries == {"a_b": "SELECT 1", "c": "SELECT 2"}
+    queries = parse_queries(
+        "-- name: a_b\n-- says what\n-- retry: safe\nSELECT 1;\n\n-- name: c\nSELECT 2\n"
+    )
+    assert queries == {"a_b": Query("a_b", "SELECT 1", True), "c": Query("c", "SELECT 2")}
+
+
+def test_only_reads_are_marked_safe_to_retry():
+    safe = {name for name, query in load_queries().items() if query.retry_safe}
+    assert safe == {"read_paste", "peek_paste", "list_public_first", "list_public_after", "ping"}
 
 
 @pytest.mark.parametrize(
@@ -69,5 +76,5 @@ def test_every_query_plans_against_the_migrated_schema(sql):
         "after_id": "AbCdEfGhIjKl",
         "batch": 10,
     }
-    for _name, statement in load_queries().items():
-        sql.execute("EXPLAIN " + statement, params)
+    for query in load_queries().values():
+        sql.execute("EXPLAIN " + query.sql, params)

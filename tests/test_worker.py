@@ -76,7 +76,7 @@ def test_purge_query_is_served_by_the_partial_expiry_index(sql):
     plan = "\n".join(
         row[0]
         for row in sql.execute(
-            "EXPLAIN " + load_queries()["purge_expired_batch"], {"batch": 1000}
+            "EXPLAIN " + load_queries()["purge_expired_batch"].sql, {"batch": 1000}
         ).fetchall()
     )
     assert "pastes_expires_at_idx" in plan
@@ -319,7 +319,7 @@ def test_a_purge_in_progress_never_blocks_live_traffic(make_client, sql, databas
     with psycopg.connect(database_url) as purger:
         # A purge that has claimed and deleted every expired row but not committed.
         purger.execute("SET lock_timeout = 0")
-        purger.execute(load_queries()["purge_expired_batch"], {"batch": 5000})
+        purger.execute(load_queries()["purge_expired_batch"].sql, {"batch": 5000})
         with psycopg.connect(database_url, autocommit=True) as other:
             other.execute("SET lock_timeout = '200ms'")
             other.execute("SELECT id FROM pastes WHERE id = %s FOR UPDATE", [live["id"]])
