@@ -67,7 +67,7 @@ def run_workers(db_url: str, workers: int, batch: int, timeout: float) -> float:
 
 def bare_loop(db_url: str, batch: int) -> float:
     """Seconds for the purge statement in a bare loop to drain the backlog."""
-    statement = load_queries()["purge_expired_batch"]
+    statement = load_queries()["purge_expired_batch"].sql
     with psycopg.connect(db_url) as conn:
         started = time.perf_counter()
         while True:
