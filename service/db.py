@@ -8,6 +8,7 @@ which the HTTP layer reports as a 503.
 from __future__ import annotations
 
 import select
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -86,7 +87,6 @@ class Database:
             timeout=config.pool_timeout,
             max_waiting=config.pool_max_waiting,
             reconnect_timeout=config.pool_reconnect_timeout,
-            check=check_idle_connection,
             kwargs={**connection_kwargs(config), "application_name": name},
             name=name,
             open=False,
@@ -96,15 +96,38 @@ class Database:
         return cls(pool)
 
     @contextmanager
+    def connection(self, timeout: float | None = None) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection that is not known to be dead, within `timeout`
+        seconds (default: the pool's). Raises PoolTimeout past it.
+
+        Dead connections (see `is_dead`) are closed, which makes the pool
+        replace them, and the next one is taken at once: the pool's own check
+        would back off between dead connections as if the server were down.
+        """
+        deadline = time.monotonic() + (self.pool.timeout if timeout is None else timeout)
+        for _ in range(self.pool.max_size + 1):
+            conn = self.pool.getconn(timeout=max(0.0, deadline - time.monotonic()))
+            if is_dead(conn):
+                conn.close()
+                self.pool.putconn(conn)
+                continue
+            try:
+                yield conn
+            finally:
+                self.pool.putconn(conn)
+            return
+        raise PoolTimeout("no live connection in the pool")
+
+    @contextmanager
     def session(self, *, timeout: float | None = None) -> Iterator[Session]:
         """A pooled connection in autocommit mode: each statement commits alone."""
-        with translate_errors(), self.pool.connection(timeout=timeout) as conn:
+        with translate_errors(), self.connection(timeout) as conn:
             yield Session(conn, self.queries)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A pooled connection inside one transaction, committed on success."""
-        with translate_errors(), self.pool.connection() as conn, conn.transaction():
+        with translate_errors(), self.connection() as conn, conn.transaction():
             yield Session(conn, self.queries)
 
     def one(self, name: str, **params: Any) -> Row | None:
@@ -131,7 +154,7 @@ class Database:
                 return self._run_once(query, params, fetch)
 
     def _run_once(self, query: Query, params: dict[str, Any], fetch: Fetch) -> Any:
-        with self.pool.connection() as conn:
+        with self.connection() as conn:
             try:
                 return fetch(conn.execute(query.sql, params))
             except psycopg.OperationalError as exc:
@@ -163,21 +186,25 @@ def _rowcount(cursor: psycopg.Cursor[Any]) -> Any:
     return cursor.rowcount
 
 
-def check_idle_connection(conn: psycopg.Connection[Any]) -> None:
-    """Prove a pooled connection usable before it is handed out, without a round
-    trip in the common case.
+def is_dead(conn: psycopg.Connection[Any]) -> bool:
+    """Whether an idle pooled connection is unusable, without a round trip in
+    the common case.
 
     An idle connection has nothing to read: when its socket is readable, the
     server has closed it or sent an error (pg_terminate_backend, a restart, a
-    proxy cut), and only then is a real round trip made, which raises and makes
-    the pool discard it. Checking every checkout with a query would double the
-    round trips of every request.
+    proxy cut), and only then is a real round trip made to be sure. Checking
+    every checkout with a query would double the round trips of every request.
     """
     if conn.closed or conn.broken:
-        raise psycopg.OperationalError("the connection is closed")
+        return True
     readable, _, _ = select.select([conn.fileno()], [], [], 0)
-    if readable:
+    if not readable:
+        return False
+    try:
         ConnectionPool.check_connection(conn)
+    except psycopg.Error:
+        return True
+    return False
 
 
 def connection_kwargs(config: Config) -> dict[str, Any]:

@@ -1,0 +1,355 @@
+"""Fault tests: killed connections, an unreachable database, an exhausted pool,
+a crash of every process, and a graceful shutdown under way."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import tempfile
+import threading
+import time
+import uuid
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+import psutil
+import psycopg
+import pytest
+from falcon import testing
+
+import service.db
+from service.app import create_app
+from service.db import Database
+from service.errors import DatabaseBusy
+from service.migrate import apply_migrations
+from service.queries import Query
+from tests.conftest import assert_problem, with_database
+from tests.proxy import TcpProxy
+from tests.servers import gunicorn
+
+pytestmark = pytest.mark.faults
+
+
+def wait_for(predicate, timeout: float, step: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
+
+
+def test_killed_connections_are_replaced_and_the_next_requests_succeed(config, sql):
+    db = Database.from_config(replace(config, pool_min_size=4, pool_max_size=4))
+    db.pool.wait(timeout=10)
+    client = testing.TestClient(create_app(config, db=db))
+    try:
+        paste = client.simulate_post("/api/v1/pastes", json={"content": "survivor"}).json
+        backends = sql.execute(
+            "SELECT pid FROM pg_stat_activity "
+            "WHERE application_name = 'pastebin' AND datname = current_database()"
+        ).fetchall()
+        assert len(backends) == 4
+        for (pid,) in backends:
+            sql.execute("SELECT pg_terminate_backend(%s)", [pid])
+        assert wait_for(
+            lambda: (
+                not sql.execute(
+                    "SELECT 1 FROM pg_stat_activity WHERE pid = ANY(%s)", [[p for (p,) in backends]]
+                ).fetchone()
+            ),
+            timeout=10,
+        )
+        statuses = []
+        for _ in range(5):
+            statuses.append(client.simulate_get(f"/api/v1/pastes/{paste['id']}/raw").status_code)
+            statuses.append(client.simulate_get("/api/v1/pastes").status_code)
+            statuses.append(
+                client.simulate_post("/api/v1/pastes", json={"content": "x"}).status_code
+            )
+        assert statuses == [200, 200, 201] * 5, client.simulate_get("/api/v1/pastes").text
+    finally:
+        db.close()
+
+
+def test_a_read_on_a_connection_killed_unnoticed_is_retried(config, sql, monkeypatch):
+    """Even when a connection dies after it was checked, a read runs again on a
+    fresh connection instead of failing."""
+    db = Database.from_config(replace(config, pool_min_size=2, pool_max_size=2))
+    db.pool.wait(timeout=10)
+    client = testing.TestClient(create_app(config, db=db))
+    killed: list[int] = []
+    real_is_dead = service.db.is_dead
+
+    def killed_after_the_check(conn) -> bool:
+        alive = not real_is_dead(conn)
+        if alive and not killed:
+            killed.append(conn.info.backend_pid)
+            sql.execute("SELECT pg_terminate_backend(%s)", [conn.info.backend_pid])
+            time.sleep(0.2)
+        return not alive
+
+    try:
+        paste = client.simulate_post("/api/v1/pastes", json={"content": "again"}).json
+        monkeypatch.setattr(service.db, "is_dead", killed_after_the_check)
+        result = client.simulate_get(f"/api/v1/pastes/{paste['id']}/raw")
+        assert killed, "no connection was killed"
+        assert result.status_code == 200
+        assert result.text == "again"
+        # A create is not retried (it might have committed): it fails cleanly.
+        killed.clear()
+        create = client.simulate_post("/api/v1/pastes", json={"content": "x"})
+        assert killed
+        assert_problem(create, 503)
+    finally:
+        db.close()
+
+
+def test_unreachable_database_gives_fast_503s_and_recovers_by_itself(config, database_url):
+    proxy = TcpProxy(database_url)
+    proxy.restore()
+    app_config = replace(
+        config, database_url=proxy.url(database_url), pool_timeout=1.0, readiness_timeout=1.0
+    )
+    db = Database.from_config(app_config)
+    client = testing.TestClient(create_app(app_config, db=db))
+    try:
+        paste = client.simulate_post("/api/v1/pastes", json={"content": "kept"}).json
+        assert client.simulate_get("/readyz").status_code == 200
+
+        proxy.cut()
+        for path in (f"/api/v1/pastes/{paste['id']}", "/api/v1/pastes", "/readyz"):
+            started = time.monotonic()
+            result = client.simulate_get(path)
+            elapsed = time.monotonic() - started
+            assert_problem(result, 503)
+            assert int(result.headers["retry-after"]) >= 1
+            assert elapsed < 4, f"{path} took {elapsed:.1f} s to fail"
+        create = client.simulate_post("/api/v1/pastes", json={"content": "x"})
+        assert_problem(create, 503)
+        assert client.simulate_get("/healthz").status_code == 200
+
+        proxy.restore()
+        restored = time.monotonic()
+        assert wait_for(
+            lambda: client.simulate_get(f"/api/v1/pastes/{paste['id']}/raw").status_code == 200,
+            timeout=5,
+            step=0.2,
+        ), "did not recover within 5 s of the database coming back"
+        assert time.monotonic() - restored < 5
+        assert client.simulate_get("/readyz").status_code == 200
+        assert client.simulate_post("/api/v1/pastes", json={"content": "y"}).status_code == 201
+    finally:
+        db.close()
+        proxy.close()
+
+
+def test_exhausted_pool_sheds_excess_requests_quickly(config):
+    small = replace(config, pool_min_size=2, pool_max_size=2, pool_max_waiting=2, pool_timeout=1.0)
+    db = Database.from_config(small)
+    db.pool.wait(timeout=10)
+    client = testing.TestClient(create_app(small, db=db))
+    held = [db.pool.getconn() for _ in range(2)]  # two slow requests in progress
+    results: list[tuple[int, float]] = []
+    lock = threading.Lock()
+
+    def request() -> None:
+        started = time.monotonic()
+        status = client.simulate_get("/api/v1/pastes").status_code
+        with lock:
+            results.append((status, time.monotonic() - started))
+
+    try:
+        threads = [threading.Thread(target=request) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=10)
+    finally:
+        for conn in held:
+            db.pool.putconn(conn)
+    try:
+        assert [status for status, _ in results] == [503] * 8
+        fast = [elapsed for _, elapsed in results if elapsed < 0.5]
+        # Two may wait the pool timeout; the rest are turned away at once.
+        assert len(fast) >= 6
+        assert max(elapsed for _, elapsed in results) < 3
+        # Once connections are free again, requests are served.
+        assert client.simulate_get("/api/v1/pastes").status_code == 200
+    finally:
+        db.close()
+
+
+def test_runaway_statements_and_transactions_are_bounded(config):
+    bounded = replace(config, statement_timeout_ms=200, idle_in_transaction_timeout_ms=300)
+    db = Database(Database.from_config(bounded).pool, {"slow": Query("slow", "SELECT pg_sleep(5)")})
+    try:
+        started = time.monotonic()
+        with pytest.raises(DatabaseBusy):
+            db.one("slow")
+        assert time.monotonic() - started < 2
+        with db.pool.connection() as conn:
+            assert conn.execute("SHOW statement_timeout").fetchone()["statement_timeout"] == (
+                "200ms"
+            )
+            setting = conn.execute("SHOW idle_in_transaction_session_timeout").fetchone()
+            assert setting["idle_in_transaction_session_timeout"] == "300ms"
+    finally:
+        db.close()
+
+
+# --- whole processes --------------------------------------------------------
+
+
+@pytest.fixture
+def own_postgres():
+    """A PostgreSQL of this test's own (fsync on), which it may crash at will."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+        from pgserver._commands import pg_ctl
+
+    datadir = Path(tempfile.mkdtemp(prefix="pastebin-crash-pg-"))
+    server = pgserver.get_server(datadir, cleanup_mode="delete")
+    url = server.get_uri()
+
+    def crash() -> None:
+        pg_ctl(["-w", "stop", "-m", "immediate"], pgdata=datadir, user=server.system_user)
+
+    try:
+        yield url, crash, server.ensure_postgres_running
+    finally:
+        server.cleanup()
+
+
+@pytest.mark.slow
+def test_every_acknowledged_create_survives_a_crash_of_every_process(own_postgres):
+    postgres_url, crash, restart = own_postgres
+    name = "crash_" + uuid.uuid4().hex[:8]
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    database_url = with_database(postgres_url, name)
+    apply_migrations(database_url)
+
+    acknowledged: dict[str, bytes] = {}
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    with gunicorn(database_url, LOG_LEVEL="WARNING") as server:
+
+        def load(worker: int) -> None:
+            n = 0
+            while not stop.is_set():
+                n += 1
+                content = f"worker {worker} paste {n}\r\n{uuid.uuid4()} ✓".encode()
+                try:
+                    status, _, body = server.request(
+                        "POST",
+                        "/api/v1/pastes",
+                        body=content,
+                        headers={"Content-Type": "text/plain", "Accept": "text/plain"},
+                        timeout=5,
+                    )
+                except OSError:
+                    continue
+                if status == 201:
+                    paste_id = body.decode().strip().split("/")[-2]
+                    with lock:
+                        acknowledged[paste_id] = content
+
+        threads = [threading.Thread(target=load, args=(i,)) for i in range(6)]
+        for thread in threads:
+            thread.start()
+        assert wait_for(lambda: len(acknowledged) >= 200, timeout=30)
+        web = psutil.Process(server.process.pid)
+        processes = [web, *web.children(recursive=True)]
+        for process in processes:
+            process.send_signal(signal.SIGKILL)
+        crash()
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
+
+    restart()
+    with psycopg.connect(database_url) as conn:
+        rows = dict(
+            conn.execute(
+                "SELECT id, content FROM pastes WHERE id = ANY(%s)", [list(acknowledged)]
+            ).fetchall()
+        )
+    missing = set(acknowledged) - set(rows)
+    assert not missing, f"{len(missing)} acknowledged pastes were lost"
+    for paste_id, content in acknowledged.items():
+        assert rows[paste_id].encode() == content
+
+
+def served_a_new_connection(port: int) -> bool:
+    """Whether a connection opened now gets an HTTP answer. A stopping gunicorn
+    no longer accepts: the connect is refused, or the kernel's backlog holds it
+    until the listener closes and resets it, unanswered."""
+    try:
+        conn = socket.create_connection(("127.0.0.1", port), timeout=2)
+    except ConnectionRefusedError:
+        return False
+    try:
+        conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        return conn.recv(100).startswith(b"HTTP/1.1")
+    except OSError:  # reset, or no answer within the timeout
+        return False
+    finally:
+        conn.close()
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_accepted_requests_refuses_new_ones_and_closes_pools(database_url, sql):
+    with gunicorn(database_url, GUNICORN_THREADS="4") as server:
+        assert wait_for(
+            lambda: (
+                sql.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pastebin' "
+                    "AND datname = current_database()"
+                ).fetchone()[0]
+                >= 1
+            ),
+            timeout=10,
+        )
+        body = b"slow upload " * 1000
+        conn = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        conn.sendall(
+            b"POST /api/v1/pastes HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\n"
+            b"Accept: text/plain\r\nContent-Length: %d\r\n\r\n" % len(body) + body[:100]
+        )
+        time.sleep(0.5)  # the request is accepted and being read
+        signalled = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        time.sleep(1.0)
+        assert not served_a_new_connection(server.port)
+        conn.sendall(body[100:])
+        reply = b""
+        while b"\r\n\r\n" not in reply or not reply.endswith(b"/raw\n"):
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+        conn.close()
+        assert reply.startswith(b"HTTP/1.1 201"), reply[:200]
+        server.process.wait(timeout=25)
+        assert time.monotonic() - signalled < 20  # graceful_timeout
+    assert server.returncode == 0
+    assert "Traceback" not in server.log
+    assert wait_for(
+        lambda: (
+            sql.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pastebin' "
+                "AND datname = current_database()"
+            ).fetchone()[0]
+            == 0
+        ),
+        timeout=5,
+    ), "pooled connections were left open"
+    raw_url = reply.split(b"\r\n\r\n", 1)[1].decode().strip()
+    paste_id = raw_url.split("/")[-2]
+    assert sql.execute("SELECT content FROM pastes WHERE id = %s", [paste_id]).fetchone() == (
+        body.decode(),
+    )
