@@ -127,15 +127,7 @@ def validate_new_paste(fields: Mapping[str, object], *, max_bytes: int, max_ttl:
     reported as such whatever else is wrong with it.
     """
     content = fields.get("content")
-    if isinstance(content, str):
-        try:
-            size = utf8_size(content)
-        except UnicodeEncodeError:
-            raise InvalidInput(
-                "content must be valid Unicode text (no lone surrogates)", field="content"
-            ) from None
-        if size > max_bytes:
-            raise ContentTooLarge(f"content is {size} bytes; the limit is {max_bytes} bytes")
+    check_content_size(content, max_bytes)
     unknown = sorted(set(fields) - PASTE_FIELDS)
     if unknown:
         raise InvalidInput(f"unknown field(s): {', '.join(unknown)}", field=unknown[0])
@@ -156,6 +148,21 @@ def validate_new_paste(fields: Mapping[str, object], *, max_bytes: int, max_ttl:
     )
 
 
+def check_content_size(content: object, max_bytes: int) -> None:
+    """Raise ContentTooLarge for content over `max_bytes` UTF-8 bytes. Run
+    before any other rule: an oversized paste is reported as such first."""
+    if not isinstance(content, str):
+        return
+    try:
+        size = utf8_size(content)
+    except UnicodeEncodeError:
+        raise InvalidInput(
+            "content must be valid Unicode text (no lone surrogates)", field="content"
+        ) from None
+    if size > max_bytes:
+        raise ContentTooLarge(f"content is {size} bytes; the limit is {max_bytes} bytes")
+
+
 def fields_from_query(params: Mapping[str, str | list[str]]) -> dict[str, object]:
     """Type the create fields given in a query string, as JSON would carry them.
 
@@ -169,7 +176,7 @@ def fields_from_query(params: Mapping[str, str | list[str]]) -> dict[str, object
         if value == "":
             raise InvalidInput(f"{name} must not be empty", field=name)
         if name == "content":
-            raise InvalidInput("with text/plain the body is the content", field=name)
+            raise InvalidInput("content goes in the body, not the query", field=name)
         if name == "expires_in":
             typed[name] = parse_positive_int(name, value)
         elif name == "burn_after_read":

@@ -43,6 +43,7 @@ _CACHE_CONTROL = {
 def build_openapi(config: Config) -> dict[str, Any]:
     """The document for a service running with `config`'s limits."""
     max_bytes = config.paste_max_bytes
+    no_nul = "^[^\\u0000]*$"  # NUL is refused in every text field
     responses = {
         "BadRequest": _problem_response(
             "The request cannot be parsed: malformed JSON, a body that is not UTF-8, "
@@ -104,6 +105,7 @@ def build_openapi(config: Config) -> dict[str, Any]:
                 "content": {
                     "type": "string",
                     "minLength": 1,
+                    "pattern": no_nul,
                     "description": (
                         f"UTF-8 text, 1 to {max_bytes} bytes; no NUL. Kept byte for byte."
                     ),
@@ -112,6 +114,7 @@ def build_openapi(config: Config) -> dict[str, Any]:
                     "type": ["string", "null"],
                     "minLength": 1,
                     "maxLength": domain.TITLE_MAX_CHARS,
+                    "pattern": no_nul,
                 },
                 "language": {
                     "type": ["string", "null"],
@@ -162,25 +165,31 @@ def build_openapi(config: Config) -> dict[str, Any]:
         },
     }
     query_field = {
-        "expires_in": {"type": "string", "pattern": "^[0-9]+$"},
-        "title": {"type": "string", "minLength": 1, "maxLength": domain.TITLE_MAX_CHARS},
+        "expires_in": {"type": "integer", "minimum": 1, "maximum": config.paste_max_ttl},
+        "title": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": domain.TITLE_MAX_CHARS,
+            "pattern": no_nul,
+        },
         "language": {"type": "string", "pattern": "^[A-Za-z0-9+#._-]{1,50}$"},
         "visibility": {"type": "string", "enum": list(domain.VISIBILITIES)},
-        "burn_after_read": {"type": "string", "enum": ["true", "false", "1", "0"]},
+        "burn_after_read": {"type": "boolean"},
     }
     create = {
         "summary": "Create a paste",
         "operationId": "createPaste",
         "description": (
-            "A JSON body carries every field; a text/plain body is the content and the "
-            "other fields come from the query string (text/plain only)."
+            "A JSON body carries the fields; a text/plain body is the content and the "
+            "other fields come from the query string. With JSON, fields may come from the "
+            "query string too, but a field given in both is refused (422)."
         ),
         "parameters": [
             {
                 "name": name,
                 "in": "query",
                 "required": False,
-                "description": "Only with a text/plain body.",
+                "description": "The field's value, as text (never also in a JSON body).",
                 "schema": schema,
             }
             for name, schema in query_field.items()
@@ -189,7 +198,7 @@ def build_openapi(config: Config) -> dict[str, Any]:
             "required": True,
             "content": {
                 "application/json": {"schema": {"$ref": "#/components/schemas/PasteCreate"}},
-                "text/plain": {"schema": {"type": "string", "minLength": 1}},
+                "text/plain": {"schema": {"type": "string", "minLength": 1, "pattern": no_nul}},
             },
         },
         "responses": {
@@ -247,8 +256,11 @@ def build_openapi(config: Config) -> dict[str, Any]:
             {
                 "name": "cursor",
                 "in": "query",
-                "description": "An opaque cursor: the previous page's next_cursor.",
-                "schema": {"type": "string", "minLength": 1},
+                "description": (
+                    "An opaque cursor: the previous page's next_cursor. "
+                    "Anything this service did not issue is a 400."
+                ),
+                "schema": {"type": "string", "minLength": 1, "pattern": "^[A-Za-z0-9_-]+$"},
             },
         ],
         "responses": {

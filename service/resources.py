@@ -67,22 +67,23 @@ class PasteCollection(_PasteResource):
         if kind is None:
             raise UnsupportedMediaType()
         limits = self.config
+        fields: dict[str, object]
         if kind == "text":
-            content = bodies.decode_text(bodies.read_limited(req, limits.text_body_limit))
-            bodies.check_query_utf8(req.query_string)
-            fields: dict[str, object] = {"content": content}
-            fields.update(domain.fields_from_query(req.params))
+            body = bodies.read_limited(req, limits.text_body_limit)
+            fields = {"content": bodies.decode_text(body)}
         else:
             document = bodies.parse_json(bodies.read_limited(req, limits.json_body_limit))
             if not isinstance(document, dict):
                 raise InvalidInput("the body must be a JSON object")
-            if req.params:
-                raise InvalidInput(
-                    "query parameters are taken only with a text/plain body; "
-                    "put the fields in the JSON object",
-                    field=next(iter(req.params)),
-                )
             fields = document
+        bodies.check_query_utf8(req.query_string)
+        domain.check_content_size(fields.get("content"), limits.paste_max_bytes)
+        # The other fields may come from the query string (with either body),
+        # but never the same field from both.
+        query = domain.fields_from_query(req.params)
+        for name in sorted(query.keys() & fields.keys()):
+            raise InvalidInput(f"{name} is given both in the query and the body", field=name)
+        fields.update(query)
         return domain.validate_new_paste(
             fields, max_bytes=limits.paste_max_bytes, max_ttl=limits.paste_max_ttl
         )

@@ -273,9 +273,19 @@ def test_bad_query_values_on_plain_text_create_are_422(client, query):
     assert_problem(result, 422)
 
 
-def test_query_fields_with_a_json_body_are_refused_not_ignored(client):
-    result = client.simulate_post(PATH, json={"content": "x"}, query_string="expires_in=60")
-    assert_problem(result, 422)
+def test_query_fields_combine_with_a_json_body_but_never_twice(client):
+    result = client.simulate_post(
+        PATH, json={"content": "x", "title": "t"}, query_string="expires_in=60&language=c"
+    )
+    assert result.status_code == 201
+    assert (result.json["title"], result.json["language"]) == ("t", "c")
+    assert result.json["expires_at"] is not None
+    twice = client.simulate_post(
+        PATH, json={"content": "x", "expires_in": 60}, query_string="expires_in=60"
+    )
+    assert assert_problem(twice, 422)["field"] == "expires_in"
+    unknown = client.simulate_post(PATH, json={"content": "x"}, query_string="foo=1")
+    assert_problem(unknown, 422)
 
 
 def test_query_string_that_is_not_utf8_is_400(client):
