@@ -11,8 +11,9 @@ from service.config import Config
 from service.db import Database
 from service.errors import ServiceError
 from service.logs import configure_logging
-from service.middleware import RequestContext
+from service.middleware import RateLimits, RequestContext
 from service.openapi import build_openapi
+from service.ratelimit import RateLimiter
 
 
 class App(falcon.App):
@@ -33,7 +34,10 @@ def create_app(config: Config | None = None, *, db: Database | None = None) -> f
     configure_logging(config)
     db = db or Database.from_config(config)
 
-    app = App(db, middleware=[RequestContext(db)])
+    middleware: list[object] = [RequestContext(db)]
+    if config.rate_limits:
+        middleware.append(RateLimits(RateLimiter(db, config)))
+    app = App(db, middleware=middleware)
     app.req_options.keep_blank_qs_values = True
     app.req_options.auto_parse_qs_csv = False
     app.set_error_serializer(problems.serialize_http_error)

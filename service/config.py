@@ -5,6 +5,7 @@ Every other module receives a `Config`; none reads the environment itself.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -63,6 +64,13 @@ def _base_url(raw: str) -> str | None:
     return raw.rstrip("/")
 
 
+def _networks(raw: str) -> tuple[str, ...]:
+    networks = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for network in networks:
+        ipaddress.ip_network(network, strict=False)  # ValueError names the bad one
+    return networks
+
+
 def _log_level(raw: str) -> str:
     level = raw.strip().upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
@@ -108,6 +116,19 @@ class Config:
     )
     readiness_timeout: float = _env("READINESS_TIMEOUT", 1.0, _positive_float)
     retry_after_seconds: int = _env("RETRY_AFTER_SECONDS", 2, _positive_int)
+    rate_limits: bool = _env("RATE_LIMITS", True, _bool)
+    rate_limit_creates_per_minute: float = _env(
+        "RATE_LIMIT_CREATES_PER_MINUTE", 30.0, _positive_float
+    )
+    rate_limit_create_burst: int = _env("RATE_LIMIT_CREATE_BURST", 10, _positive_int)
+    # 404s on paste lookups: what an id enumerator produces.
+    rate_limit_misses_per_minute: float = _env(
+        "RATE_LIMIT_MISSES_PER_MINUTE", 60.0, _positive_float
+    )
+    rate_limit_miss_burst: int = _env("RATE_LIMIT_MISS_BURST", 20, _positive_int)
+    # Peers whose X-Forwarded-For is believed (IPs or CIDRs, comma-separated).
+    trusted_proxies: tuple[str, ...] = _env("TRUSTED_PROXIES", (), _networks)
+    rate_limit_retention_seconds: int = _env("RATE_LIMIT_RETENTION_SECONDS", 3600, _positive_int)
     worker_interval: float = _env("WORKER_INTERVAL", 10.0, _positive_float)
     worker_batch: int = _env("WORKER_BATCH", 1000, _positive_int)
     worker_metrics_port: int | None = _env("WORKER_METRICS_PORT", None, _positive_int)

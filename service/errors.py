@@ -61,3 +61,11 @@ class ConnectionLost(DatabaseUnavailable):
 
 class DatabaseBusy(DatabaseUnavailable):
     """The database is too busy to answer in time; try again shortly."""
+
+
+class RateLimited(ServiceError):
+    """Too many requests from this client; try again later."""
+
+    def __init__(self, retry_after: int, detail: str | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after

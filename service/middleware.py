@@ -13,6 +13,9 @@ import structlog
 
 from service import metrics
 from service.db import Database
+from service.errors import RateLimited
+from service.problems import render_service_error
+from service.ratelimit import RateLimiter
 
 log = structlog.get_logger("service.access")
 # An incoming X-Request-ID is echoed only if it is short and plain, so it
@@ -65,3 +68,37 @@ class RequestContext:
             return
         self._pool_sampled_at = now
         metrics.record_pool(self.db.stats())
+
+
+class RateLimits:
+    """Applies the per-client limits: creates take a token before anything is
+    read; a lookup that ends in 404 takes a "miss" token, and a client refused
+    for misses is answered 429 before its next lookup, with no database work."""
+
+    COLLECTION = "/api/v1/pastes"
+    LOOKUPS = frozenset({"/api/v1/pastes/{paste_id}", "/api/v1/pastes/{paste_id}/raw"})
+
+    def __init__(self, limiter: RateLimiter) -> None:
+        self.limiter = limiter
+
+    def _client(self, req: falcon.Request) -> str:
+        return self.limiter.client(req.remote_addr, req.get_header("X-Forwarded-For"))
+
+    def process_resource(
+        self, req: falcon.Request, resp: falcon.Response, resource: Any, params: dict[str, Any]
+    ) -> None:
+        route = req.uri_template
+        if route in self.LOOKUPS:
+            self.limiter.check_refused(self._client(req))
+        elif route == self.COLLECTION and req.method == "POST":
+            self.limiter.take(self.limiter.creates, self._client(req))
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool
+    ) -> None:
+        if resp.status_code != 404 or req.uri_template not in self.LOOKUPS:
+            return
+        try:
+            self.limiter.take(self.limiter.misses, self._client(req))
+        except RateLimited as exc:
+            render_service_error(resp, exc, exc.retry_after)

@@ -56,6 +56,11 @@ def build_openapi(config: Config) -> dict[str, Any]:
             "A parsed request breaks the rules: unknown or wrong-typed fields, "
             "out-of-range or empty values, NUL in a text field."
         ),
+        "RateLimited": _problem_response(
+            "Too many requests from this client (creates, or lookups that found "
+            "nothing); try again after Retry-After seconds.",
+            _RETRY_AFTER,
+        ),
         "Unavailable": _problem_response(
             "The database is unreachable or busy; try again after Retry-After seconds.",
             _RETRY_AFTER,
@@ -241,6 +246,7 @@ def build_openapi(config: Config) -> dict[str, Any]:
                 "The body is neither application/json nor text/plain, or not UTF-8."
             ),
             "422": {"$ref": "#/components/responses/Unprocessable"},
+            "429": {"$ref": "#/components/responses/RateLimited"},
             "503": {"$ref": "#/components/responses/Unavailable"},
         },
     }
@@ -287,6 +293,7 @@ def build_openapi(config: Config) -> dict[str, Any]:
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Paste"}}},
             },
             "404": {"$ref": "#/components/responses/NotFound"},
+            "429": {"$ref": "#/components/responses/RateLimited"},
             "503": {"$ref": "#/components/responses/Unavailable"},
         },
     }
@@ -297,6 +304,7 @@ def build_openapi(config: Config) -> dict[str, Any]:
             "200": {"description": "The paste exists.", "headers": read_headers},
             "304": {"description": "Not modified (raw view, If-None-Match matched)."},
             "404": {"description": "No such live paste."},
+            "429": {"description": "Too many lookups that found nothing.", "headers": _RETRY_AFTER},
             "503": {"description": "The database is unavailable.", "headers": _RETRY_AFTER},
         },
     }
@@ -324,6 +332,7 @@ def build_openapi(config: Config) -> dict[str, Any]:
             },
             "304": {"description": "Not modified: If-None-Match matched the ETag."},
             "404": {"$ref": "#/components/responses/NotFound"},
+            "429": {"$ref": "#/components/responses/RateLimited"},
             "503": {"$ref": "#/components/responses/Unavailable"},
         },
     }
@@ -340,6 +349,7 @@ def build_openapi(config: Config) -> dict[str, Any]:
             ),
             "403": _problem_response("The token does not match."),
             "404": {"$ref": "#/components/responses/NotFound"},
+            "429": {"$ref": "#/components/responses/RateLimited"},
             "503": {"$ref": "#/components/responses/Unavailable"},
         },
     }

@@ -23,6 +23,7 @@ STATUS_OF: dict[type[errors.ServiceError], int] = {
     errors.ContentTooLarge: 413,
     errors.UnsupportedMediaType: 415,
     errors.InvalidInput: 422,
+    errors.RateLimited: 429,
     errors.DatabaseUnavailable: 503,
 }
 
@@ -61,27 +62,38 @@ def serialize_http_error(req: falcon.Request, resp: falcon.Response, exc: falcon
     resp.append_header("Vary", "Accept")
 
 
+def render_service_error(
+    resp: falcon.Response, exc: errors.ServiceError, retry_after_seconds: int
+) -> None:
+    """Write `exc` into `resp` as a problem document with its status and
+    headers: a 503 carries Retry-After, a 429 its own, a 401 a challenge."""
+    status = status_of(exc)
+    extra: dict[str, Any] = {}
+    if isinstance(exc, errors.InvalidInput) and exc.field:
+        extra["field"] = exc.field
+    resp.status = status
+    resp.content_type = PROBLEM_JSON
+    resp.data = problem(status, exc.detail, **extra)
+    if status == 503:
+        resp.set_header("Retry-After", str(retry_after_seconds))
+        log.warning("database_unavailable", error=type(exc).__name__, cause=_cause(exc))
+    elif status == 401:
+        resp.set_header("WWW-Authenticate", "Bearer")
+    elif isinstance(exc, errors.RateLimited):
+        resp.set_header("Retry-After", str(exc.retry_after))
+        resp.cache_control = ["no-store"]
+
+
 class ServiceErrorHandler:
-    """Renders a ServiceError; a 503 carries Retry-After, a 401 a challenge."""
+    """The Falcon error handler for every ServiceError."""
 
     def __init__(self, retry_after_seconds: int) -> None:
-        self.retry_after = str(retry_after_seconds)
+        self.retry_after_seconds = retry_after_seconds
 
     def __call__(
         self, req: falcon.Request, resp: falcon.Response, exc: errors.ServiceError, params: Any
     ) -> None:
-        status = status_of(exc)
-        extra: dict[str, Any] = {}
-        if isinstance(exc, errors.InvalidInput) and exc.field:
-            extra["field"] = exc.field
-        resp.status = status
-        resp.content_type = PROBLEM_JSON
-        resp.data = problem(status, exc.detail, **extra)
-        if status == 503:
-            resp.set_header("Retry-After", self.retry_after)
-            log.warning("database_unavailable", error=type(exc).__name__, cause=_cause(exc))
-        elif status == 401:
-            resp.set_header("WWW-Authenticate", "Bearer")
+        render_service_error(resp, exc, self.retry_after_seconds)
 
 
 def handle_unexpected(

@@ -25,6 +25,7 @@ from service.config import Config, ConfigError
 from service.db import Database
 from service.errors import DatabaseUnavailable
 from service.logs import configure_logging
+from service.ratelimit import delete_stale_buckets
 
 log = structlog.get_logger("service.worker")
 
@@ -43,6 +44,7 @@ class Tick:
     purged: int
     batches: int
     seconds: float
+    stale_buckets: int = 0
 
 
 class WorkerMetrics:
@@ -73,8 +75,10 @@ class Worker:
         stop: threading.Event | None = None,
         worker_id: str | None = None,
         metrics: WorkerMetrics | None = None,
+        rate_limit_retention: int = 3600,
     ) -> None:
         self.db = db
+        self.rate_limit_retention = rate_limit_retention
         self.batch = batch
         self.interval = interval
         self.stop = stop or threading.Event()
@@ -96,13 +100,22 @@ class Worker:
                 self.deleted_ids.extend(ids)
             if len(ids) < self.batch or self.stop.is_set():
                 break
-        tick = Tick(purged=purged, batches=batches, seconds=time.perf_counter() - started)
+        stale = 0
+        if not self.stop.is_set():
+            stale = delete_stale_buckets(self.db, idle_seconds=self.rate_limit_retention)
+        tick = Tick(
+            purged=purged,
+            batches=batches,
+            seconds=time.perf_counter() - started,
+            stale_buckets=stale,
+        )
         self.metrics.ticks.inc()
-        if purged:
+        if purged or stale:
             log.info(
                 "expired_pastes_deleted",
                 purged=purged,
                 batches=batches,
+                stale_rate_limit_buckets=stale,
                 duration_ms=round(tick.seconds * 1000, 1),
                 worker_id=self.worker_id,
             )
@@ -171,6 +184,7 @@ def main() -> int:
         interval=config.worker_interval,
         stop=stop,
         metrics=metrics,
+        rate_limit_retention=config.rate_limit_retention_seconds,
     )
     try:
         worker.run()

@@ -122,6 +122,7 @@ def config(database_url: str) -> Config:
         pool_max_size=8,
         pool_timeout=2.0,
         log_level="INFO",
+        rate_limits=False,  # tests/test_rate_limits.py turns them on
     )
 
 

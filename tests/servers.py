@@ -63,6 +63,9 @@ def gunicorn(database_url: str, **env: str) -> Iterator[Server]:
         "DATABASE_URL": database_url,
         "BIND": f"127.0.0.1:{port}",
         "WEB_CONCURRENCY": "2",
+        # Every request comes from 127.0.0.1: limits would throttle the tests
+        # themselves. test_rate_limits.py covers them.
+        "RATE_LIMITS": "false",
         **env,
     }
     environ.pop("PROMETHEUS_MULTIPROC_DIR", None)

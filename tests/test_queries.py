@@ -75,6 +75,11 @@ def test_every_query_plans_against_the_migrated_schema(sql):
         "after_created_at": "2026-01-01T00:00:00Z",
         "after_id": "AbCdEfGhIjKl",
         "batch": 10,
+        "bucket": "create",
+        "client": "192.0.2.1",
+        "burst": 10,
+        "per_second": 0.5,
+        "idle_seconds": 3600,
     }
     for query in load_queries().values():
         sql.execute("EXPLAIN " + query.sql, params)

@@ -1,0 +1,136 @@
+"""Per-client rate limits, kept in PostgreSQL and shared by every process."""
+
+from __future__ import annotations
+
+import pytest
+from falcon import testing
+
+from service.app import create_app
+from service.ratelimit import client_key
+from service.worker import Worker
+from tests.conftest import assert_problem
+
+PATH = "/api/v1/pastes"
+
+
+@pytest.fixture
+def limited(config, db):
+    """Two apps (as two processes would be) sharing one database's limits."""
+    from dataclasses import replace
+
+    limited_config = replace(
+        config,
+        rate_limits=True,
+        rate_limit_create_burst=3,
+        rate_limit_creates_per_minute=6,  # one token every 10 s
+        rate_limit_miss_burst=4,
+        rate_limit_misses_per_minute=6,
+        trusted_proxies=("10.0.0.0/8",),
+    )
+    return [testing.TestClient(create_app(limited_config, db=db)) for _ in range(2)]
+
+
+def create(client, remote_addr="192.0.2.1", **headers):
+    return client.simulate_post(
+        PATH, json={"content": "x"}, remote_addr=remote_addr, headers=headers or None
+    )
+
+
+def test_creates_beyond_the_burst_get_429_with_retry_after(limited):
+    first, second = limited
+    assert [create(first).status_code for _ in range(2)] == [201, 201]
+    assert create(second).status_code == 201  # the other process shares the bucket
+    refused = create(first)
+    assert_problem(refused, 429)
+    assert 1 <= int(refused.headers["retry-after"]) <= 20
+    assert_problem(create(second), 429)
+    # Another client is not affected.
+    assert create(first, remote_addr="192.0.2.2").status_code == 201
+
+
+def test_bucket_refills_with_time(limited, sql):
+    first, _ = limited
+    for _ in range(3):
+        create(first)
+    assert create(first).status_code == 429
+    sql.execute("UPDATE rate_limits SET updated_at = updated_at - interval '30 seconds'")
+    assert create(first).status_code == 201
+
+
+def test_repeated_misses_are_slowed_down_but_hits_are_free(limited, sql):
+    first, second = limited
+    paste_id = create(first, remote_addr="192.0.2.9").json["id"]
+    writes_before = sql.execute("SELECT count(*) FROM rate_limits").fetchone()[0]
+    for _ in range(10):
+        assert first.simulate_get(f"{PATH}/{paste_id}", remote_addr="192.0.2.50").status_code == 200
+    # Successful reads never write to the limiter.
+    assert sql.execute("SELECT count(*) FROM rate_limits").fetchone()[0] == writes_before
+    statuses = [
+        first.simulate_get(f"{PATH}/NoSuchPaste{i:02d}", remote_addr="192.0.2.50").status_code
+        for i in range(6)
+    ]
+    assert statuses == [404] * 4 + [429] * 2
+    # Once refused, even a lookup of a real paste is answered 429 before any lookup.
+    blocked = first.simulate_get(f"{PATH}/{paste_id}/raw", remote_addr="192.0.2.50")
+    assert_problem(blocked, 429)
+    assert int(blocked.headers["retry-after"]) >= 1
+    # The other process learns of it at its first miss.
+    assert second.simulate_get(f"{PATH}/NoSuchPasteZZ", remote_addr="192.0.2.50").status_code == 429
+
+
+def test_forwarded_for_is_believed_only_from_trusted_proxies(limited):
+    first, _ = limited
+    # Through the trusted proxy, each forwarded client has its own bucket.
+    for client in ("198.51.100.1", "198.51.100.2"):
+        statuses = [
+            create(first, remote_addr="10.1.2.3", **{"X-Forwarded-For": client}).status_code
+            for _ in range(4)
+        ]
+        assert statuses == [201, 201, 201, 429]
+    # From an untrusted peer the header is ignored: all share the peer's bucket.
+    statuses = [
+        create(
+            first, remote_addr="203.0.113.7", **{"X-Forwarded-For": f"198.51.100.{i}"}
+        ).status_code
+        for i in range(10, 14)
+    ]
+    assert statuses == [201, 201, 201, 429]
+
+
+@pytest.mark.parametrize(
+    ("remote", "forwarded", "key"),
+    [
+        ("192.0.2.1", None, "192.0.2.1"),
+        ("192.0.2.1", "198.51.100.1", "192.0.2.1"),
+        ("10.0.0.1", "198.51.100.1", "198.51.100.1"),
+        ("10.0.0.1", "198.51.100.1, 10.0.0.2", "198.51.100.1"),
+        ("10.0.0.1", "6.6.6.6, 198.51.100.1", "198.51.100.1"),
+        ("10.0.0.1", "garbage", "10.0.0.1"),
+        ("10.0.0.1", "10.0.0.3", "10.0.0.3"),
+        ("2001:db8:1:2:3:4:5:6", None, "2001:db8:1:2::/64"),
+        (None, None, "unknown"),
+    ],
+)
+def test_client_key(remote, forwarded, key):
+    import ipaddress
+
+    assert client_key(remote, forwarded, [ipaddress.ip_network("10.0.0.0/8")]) == key
+
+
+def test_limits_can_be_switched_off(client):
+    statuses = {create(client).status_code for _ in range(40)}
+    assert statuses == {201}
+
+
+def test_worker_deletes_stale_buckets_only(limited, db, sql):
+    first, _ = limited
+    create(first, remote_addr="192.0.2.70")
+    create(first, remote_addr="192.0.2.71")
+    sql.execute(
+        "UPDATE rate_limits SET updated_at = now() - interval '2 hours' WHERE client = '192.0.2.70'"
+    )
+    tick = Worker(db, rate_limit_retention=3600).run_once()
+    assert tick.stale_buckets == 1
+    assert [row[0] for row in sql.execute("SELECT client FROM rate_limits").fetchall()] == [
+        "192.0.2.71"
+    ]
