@@ -9,8 +9,11 @@ import os
 import shutil
 import tempfile
 
+from gunicorn import util as gunicorn_util
+
 from service.config import Config
 from service.logs import configure_logging
+from service.problems import write_gunicorn_error
 
 _config = Config.from_env()  # fail fast, with the reason, on a bad setting
 configure_logging(_config)
@@ -29,6 +32,8 @@ limit_request_field_size = 8190
 accesslog = None  # the app writes one structured line per request
 loglevel = _config.log_level.lower()
 logger_class = "service.logs.GunicornLogger"  # gunicorn's messages through structlog
+# Requests gunicorn refuses itself get problem documents too, not HTML pages.
+gunicorn_util.write_error = write_gunicorn_error
 proc_name = "pastebin-web"
 
 # Every worker process writes its metrics here and /metrics aggregates them.

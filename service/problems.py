@@ -109,3 +109,20 @@ def handle_unexpected(
 def _cause(exc: BaseException) -> str | None:
     cause = exc.__cause__
     return type(cause).__name__ if cause is not None else None
+
+
+def write_gunicorn_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+    """Stands in for gunicorn's `util.write_error`, so that the requests gunicorn
+    itself refuses (malformed, over-long line or headers) also get a problem
+    document rather than an HTML page. The detail does not echo the request."""
+    from gunicorn.util import write_nonblock
+
+    body = problem(status_int, f"The request was refused by the HTTP server: {reason}.")
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\n"
+        "Connection: close\r\n"
+        f"Content-Type: {PROBLEM_JSON}\r\n"
+        "X-Content-Type-Options: nosniff\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    write_nonblock(sock, head.encode("latin-1") + body)
