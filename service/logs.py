@@ -8,34 +8,40 @@ import logging
 import sys
 from typing import Any
 
+import orjson
 import structlog
 from gunicorn import glogging
 
 from service.config import Config
 
 
-def shared_processors() -> list[Any]:
+def _timestamp_and_level() -> list[Any]:
     return [
         structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
+        structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
 
 
+def _render_json(event: Any, **kwargs: Any) -> str:
+    return orjson.dumps(event, default=repr).decode()
+
+
 def renderer(json: bool) -> Any:
     if json:
-        return structlog.processors.JSONRenderer()
+        return structlog.processors.JSONRenderer(serializer=_render_json)
     return structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
 
 
 def configure_logging(config: Config) -> None:
-    """Route structlog and stdlib logging through one formatter on stderr."""
+    """structlog writes straight to stderr (a log line per request must be
+    cheap); the standard library's loggers (gunicorn, psycopg) are rendered by
+    the same processors, so every line has one format."""
     json = config.json_logs
     # JSON lines carry the traceback as a field; the console renderer prints it itself.
     exc_info: list[Any] = [structlog.processors.format_exc_info] if json else []
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared_processors(),
+        foreign_pre_chain=[*_timestamp_and_level(), structlog.stdlib.add_logger_name],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             *exc_info,
@@ -47,13 +53,11 @@ def configure_logging(config: Config) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(config.log_level)
+    # psycopg's pool narrates every checkout at INFO: noise, and a cost per request.
+    logging.getLogger("psycopg").setLevel(max(logging.WARNING, root.level))
     structlog.configure(
-        processors=[
-            *shared_processors(),
-            structlog.processors.StackInfoRenderer(),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
+        processors=[*_timestamp_and_level(), *exc_info, renderer(json)],
+        logger_factory=structlog.WriteLoggerFactory(sys.stderr),
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[config.log_level]
         ),

@@ -7,7 +7,9 @@ them all; without it, the process's own registry is served.
 
 from __future__ import annotations
 
+import functools
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -49,6 +51,24 @@ POOL_WAITING = Gauge(
     "Requests waiting for a pooled connection.",
     multiprocess_mode="livesum",
 )
+
+
+def record_request(route: str, method: str, status: int, seconds: float) -> None:
+    """Count one request and observe its latency."""
+    _request_counter(route, method, status).inc()
+    _latency_histogram(route, method).observe(seconds)
+
+
+# Routes are templates and methods and statuses few, so the labelled children
+# are cached: `labels()` takes a lock and builds a key on every call otherwise.
+@functools.cache
+def _request_counter(route: str, method: str, status: int) -> Any:
+    return REQUESTS.labels(route, method, str(status))
+
+
+@functools.cache
+def _latency_histogram(route: str, method: str) -> Any:
+    return LATENCY.labels(route, method)
 
 
 def record_pool(stats: dict[str, int]) -> None:

@@ -3,9 +3,9 @@ headers every response carries."""
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 import falcon
@@ -36,7 +36,9 @@ class RequestContext:
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.started = time.perf_counter()
         incoming = req.get_header("X-Request-ID")
-        request_id = incoming if incoming and _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        request_id = (
+            incoming if incoming and _REQUEST_ID.fullmatch(incoming) else os.urandom(16).hex()
+        )
         req.context.request_id = request_id
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -50,8 +52,7 @@ class RequestContext:
         duration = time.perf_counter() - started if started is not None else 0.0
         route = req.uri_template or UNMATCHED_ROUTE
         status = resp.status_code
-        metrics.REQUESTS.labels(route, req.method, str(status)).inc()
-        metrics.LATENCY.labels(route, req.method).observe(duration)
+        metrics.record_request(route, req.method, status, duration)
         log.info(
             "request_handled",
             method=req.method,
