@@ -79,8 +79,25 @@ class Cursor:
 # --- ids and tokens ---------------------------------------------------------
 
 
+# Random bytes below this bound map uniformly onto the alphabet (248 = 4 × 62).
+_UNBIASED_BYTE_LIMIT = 256 - 256 % len(ID_ALPHABET)
+
+
 def new_paste_id() -> str:
-    return "".join(secrets.choice(ID_ALPHABET) for _ in range(ID_LENGTH))
+    """ID_LENGTH characters drawn uniformly from ID_ALPHABET by a CSPRNG.
+
+    Bytes at or above 248 are rejected rather than folded, which would favour
+    the first characters of the alphabet; a few spare bytes make a second draw
+    almost never needed.
+    """
+    while True:
+        picked = [
+            ID_ALPHABET[byte % len(ID_ALPHABET)]
+            for byte in secrets.token_bytes(ID_LENGTH + 4)
+            if byte < _UNBIASED_BYTE_LIMIT
+        ]
+        if len(picked) >= ID_LENGTH:
+            return "".join(picked[:ID_LENGTH])
 
 
 def is_possible_paste_id(candidate: str) -> bool:
