@@ -56,10 +56,17 @@ def scratch_database(url: str) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def seed_expired(db_url: str, count: int, *, content_bytes: int = 64) -> None:
-    """Bulk-insert `count` already-expired pastes (as a backlog the worker finds)."""
+def seed_expired(
+    db_url: str, count: int, *, content_bytes: int = 64, truncate: bool = True
+) -> None:
+    """Bulk-insert `count` already-expired pastes (as a backlog the worker finds).
+
+    `truncate=False` adds the backlog beside the live rows, for a purge that runs
+    while the service serves them (its ids start with 'exp', no live id does).
+    """
     with psycopg.connect(db_url, autocommit=True) as conn:
-        conn.execute("TRUNCATE pastes")
+        if truncate:
+            conn.execute("TRUNCATE pastes")
         conn.execute(
             """
             INSERT INTO pastes (id, content, size, created_at, expires_at, delete_token_hash)
@@ -71,3 +78,35 @@ def seed_expired(db_url: str, count: int, *, content_bytes: int = 64) -> None:
             {"count": count, "size": content_bytes},
         )
         conn.execute("VACUUM ANALYZE pastes")
+
+
+def insert_live(
+    db_url: str,
+    count: int,
+    *,
+    first_id: int,
+    content_bytes: int = 1024,
+    visibility: str = "unlisted",
+) -> None:
+    """Bulk-insert `count` live, never-expiring pastes in one statement.
+
+    Ids are the decimal numbers first_id+1 … first_id+count: valid paste ids
+    when first_id has 12 digits, and pgbench can draw them with random().
+    Rows are dated a day back and older, so they sort after any paste the API
+    made (the listing's first page stays the API's own).
+    """
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            """
+            INSERT INTO pastes (id, content, visibility, size, created_at, delete_token_hash)
+            SELECT (%(first)s::bigint + n)::text,
+                   left(repeat(md5(n::text), %(size)s / 32 + 1), %(size)s),
+                   %(visibility)s, %(size)s,
+                   now() - interval '1 day' - n * interval '1 millisecond', '\\x00'
+              FROM generate_series(1, %(count)s) AS n
+            """,
+            {"first": first_id, "count": count, "size": content_bytes, "visibility": visibility},
+        )
+        conn.execute("VACUUM ANALYZE pastes")
+        # A checkpoint now, so the next measurement does not pay for this load's.
+        conn.execute("CHECKPOINT")

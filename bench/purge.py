@@ -78,6 +78,29 @@ def bare_loop(db_url: str, batch: int) -> float:
         return time.perf_counter() - started
 
 
+def measure(
+    db_url: str, rows: int, counts: list[int], batch: int, timeout: float
+) -> dict[str, float]:
+    """Rows/s of the bare loop ("ceiling") and of each worker count ("workers_N"),
+    each draining a fresh backlog of `rows` expired rows in `db_url`."""
+    results: dict[str, float] = {}
+    seed_expired(db_url, rows)
+    seconds = bare_loop(db_url, batch)
+    results["ceiling"] = rows / seconds
+    print(f"purge ceiling (bare loop): {results['ceiling']:,.0f} rows/s", flush=True)
+    for workers in counts:
+        seed_expired(db_url, rows)
+        seconds = run_workers(db_url, workers, batch, timeout)
+        results[f"workers_{workers}"] = rows / seconds
+        print(
+            f"{workers} worker(s): {rows:,} rows in {seconds:.2f} s = "
+            f"{rows / seconds:,.0f} rows/s "
+            f"({rows / seconds / results['ceiling']:.0%} of ceiling)",
+            flush=True,
+        )
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -87,22 +110,8 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="write the results here too")
     args = parser.parse_args()
     counts = [int(n) for n in args.workers.split(",")]
-    results: dict[str, float] = {}
     with server_url() as url, scratch_database(url) as db_url:
-        seed_expired(db_url, args.rows)
-        seconds = bare_loop(db_url, args.batch)
-        results["ceiling"] = args.rows / seconds
-        print(f"purge ceiling (bare loop): {results['ceiling']:,.0f} rows/s", flush=True)
-        for workers in counts:
-            seed_expired(db_url, args.rows)
-            seconds = run_workers(db_url, workers, args.batch, args.timeout)
-            results[f"workers_{workers}"] = args.rows / seconds
-            print(
-                f"{workers} worker(s): {args.rows:,} rows in {seconds:.2f} s = "
-                f"{args.rows / seconds:,.0f} rows/s "
-                f"({args.rows / seconds / results['ceiling']:.0%} of ceiling)",
-                flush=True,
-            )
+        results = measure(db_url, args.rows, counts, args.batch, args.timeout)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

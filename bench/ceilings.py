@@ -1,0 +1,140 @@
+"""Bare Falcon apps that measure what the service could reach at best, run by
+gunicorn with the service's own gunicorn.conf.py (so the same worker class,
+processes and threads):
+
+    gunicorn -c gunicorn.conf.py 'bench.ceilings:http_app()'    # constant 1 KiB body
+    gunicorn -c gunicorn.conf.py 'bench.ceilings:read_app()'    # read_paste, nothing else
+    gunicorn -c gunicorn.conf.py 'bench.ceilings:insert_app()'  # insert_paste, nothing else
+
+The database apps take DATABASE_URL and the pool sizes from the service's
+Config, run exactly one prepared statement of sql/pastes.sql per request
+through a psycopg_pool ConnectionPool and send back its result: no
+validation, logging, metrics or middleware.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Any
+
+import falcon
+import orjson
+from psycopg_pool import ConnectionPool
+
+from service.config import Config
+from service.queries import load_queries
+
+BODY = b"x" * 1023 + b"\n"
+TEXT = "text/plain; charset=utf-8"
+# The service stores a SHA-256 of each delete token; the bare insert stores a fixed one.
+TOKEN_HASH = hashlib.sha256(b"bench").digest()
+
+
+def statement(name: str) -> str:
+    """The SQL of a named query (a Query object, or a plain string in older trees)."""
+    query: Any = load_queries()[name]
+    return str(getattr(query, "sql", query))
+
+
+class _App(falcon.App):
+    """gunicorn's worker_exit hook calls `close()`: the pool closes with the worker."""
+
+    def __init__(self, pool: ConnectionPool | None = None) -> None:
+        super().__init__()
+        self.pool = pool
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+
+
+class _Constant:
+    def on_get(self, req: falcon.Request, resp: falcon.Response, **_: Any) -> None:
+        resp.content_type = TEXT
+        resp.data = BODY
+
+
+class _Read:
+    def __init__(self, pool: ConnectionPool) -> None:
+        self.pool = pool
+        self.sql = statement("read_paste")
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, paste_id: str) -> None:
+        with self.pool.connection() as conn:
+            row = conn.execute(self.sql, {"id": paste_id}, prepare=True).fetchone()
+        if row is None:
+            raise falcon.HTTPNotFound()
+        resp.content_type = TEXT
+        resp.data = row[1].encode("utf-8")
+
+
+class _Insert:
+    def __init__(self, pool: ConnectionPool) -> None:
+        self.pool = pool
+        self.sql = statement("insert_paste")
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        content = orjson.loads(req.bounded_stream.read())["content"]
+        params = {
+            "id": secrets.token_hex(8),
+            "content": content,
+            "title": None,
+            "language": None,
+            "visibility": "unlisted",
+            "burn_after_read": False,
+            "size": len(content.encode("utf-8")),
+            "expires_in": None,
+            "delete_token_hash": TOKEN_HASH,
+        }
+        with self.pool.connection() as conn:
+            cursor = conn.execute(self.sql, params, prepare=True)
+            row = cursor.fetchone()
+            names = [column.name for column in cursor.description or ()]
+        resp.status = falcon.HTTP_201
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = orjson.dumps(dict(zip(names, row or (), strict=True)))
+
+
+def _pool(config: Config) -> ConnectionPool:
+    """Sized like the service's pool; autocommit, as the service's connections
+    are, so one statement is one round trip."""
+    return ConnectionPool(
+        config.database_url or "",
+        min_size=config.pool_min_size,
+        max_size=config.pool_max_size,
+        timeout=config.pool_timeout,
+        kwargs={"autocommit": True},
+        name="bench-ceiling",
+        open=True,
+    )
+
+
+def _with_health(app: _App) -> _App:
+    app.add_route("/healthz", _Constant())
+    return app
+
+
+def http_app() -> falcon.App:
+    """Any GET: a constant 1 KiB body."""
+    app = _App()
+    app.add_sink(_Constant().on_get, prefix="/")
+    return app
+
+
+def read_app() -> falcon.App:
+    """GET /api/v1/pastes/{id}[/raw]: read_paste, the content as text."""
+    pool = _pool(Config.from_env())
+    app = _with_health(_App(pool))
+    read = _Read(pool)
+    app.add_route("/api/v1/pastes/{paste_id}", read)
+    app.add_route("/api/v1/pastes/{paste_id}/raw", read)
+    return app
+
+
+def insert_app() -> falcon.App:
+    """POST /api/v1/pastes {"content": …}: insert_paste, its row as JSON."""
+    pool = _pool(Config.from_env())
+    app = _with_health(_App(pool))
+    app.add_route("/api/v1/pastes", _Insert(pool))
+    return app

@@ -1,0 +1,137 @@
+"""Results of a benchmark: medians of the runs, ratios to the ceilings, the
+JSON document and the printed tables."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+Run = dict[str, Any]
+
+# (figure, its ceiling, what the ratio says) — a ratio is figure rps / ceiling rps.
+CEILING_RATIOS = (
+    ("read-raw", "ceiling-read", "read-raw vs combined read ceiling"),
+    ("read-json", "ceiling-read", "read-json vs combined read ceiling"),
+    ("create", "ceiling-insert", "create vs combined insert ceiling"),
+    ("mixed", "ceiling-mixed", "mixed vs blended ceiling (95 % read, 5 % insert)"),
+    ("ceiling-read", "ceiling-http", "combined read vs HTTP ceiling"),
+    ("ceiling-read", "db-read", "combined read vs database read ceiling"),
+    ("ceiling-insert", "db-insert", "combined insert vs database insert ceiling"),
+)
+SCALE_RATIOS = (
+    ("read-raw-scaled", "read-raw", "read-raw rps, big table vs seeded table"),
+    ("list-deep", "list-first", "list rps, page after 1,000 cursors vs first page"),
+)
+
+
+def median_run(runs: list[Run]) -> Run:
+    """Per numeric figure, the median over the runs (lists and text: the last run's)."""
+    if not runs:
+        return {}
+    merged: Run = {}
+    for key in runs[-1]:
+        values = [run[key] for run in runs if key in run]
+        numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+        if numbers and len(numbers) == len(values):
+            merged[key] = statistics.median(numbers)
+        else:
+            merged[key] = values[-1]
+    return merged
+
+
+def blended_ceiling(medians: Mapping[str, Run], read_share: float = 0.95) -> Run | None:
+    """What the mixed scenario could reach: each request costs a read or an
+    insert at its ceiling's rate, so the rates combine harmonically."""
+    read, insert = medians.get("ceiling-read"), medians.get("ceiling-insert")
+    if not read or not insert or not read.get("rps") or not insert.get("rps"):
+        return None
+    return {"rps": 1 / (read_share / read["rps"] + (1 - read_share) / insert["rps"])}
+
+
+def ratios(medians: Mapping[str, Run], purge: Mapping[str, float] | None) -> list[Run]:
+    rows: list[Run] = []
+    for figure, ceiling, label in (*CEILING_RATIOS, *SCALE_RATIOS):
+        top, bottom = medians.get(figure), medians.get(ceiling)
+        if top and bottom and bottom.get("rps"):
+            rows.append({"ratio": label, "value": top["rps"] / bottom["rps"]})
+    p99_idle = medians.get("read-raw-idle", {}).get("p99_ms")
+    p99_purge = medians.get("read-raw-purging", {}).get("p99_ms")
+    if p99_idle and p99_purge:
+        rows.append({"ratio": "read-raw p99, purge running vs idle", "value": p99_purge / p99_idle})
+    for key, value in (purge or {}).items():
+        if key != "ceiling" and purge and purge.get("ceiling"):
+            label = f"purge with {key.removeprefix('workers_')} worker(s) vs bare loop"
+            rows.append({"ratio": label, "value": value / purge["ceiling"]})
+    return rows
+
+
+def write_json(path: Path, document: Mapping[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2, default=str) + "\n")
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    for row in rows:
+        cells = [row[0].ljust(widths[0])]
+        cells += [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
+        lines.append("  ".join(cells))
+    return "\n".join(lines)
+
+
+def figures_table(medians: Mapping[str, Run]) -> str:
+    headers = [
+        "figure",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "errors %",
+        "cpu s server",
+        "cpu s pg",
+        "cpu s loadgen",
+        "server cpu ms/req",
+        "our cpu %",
+        "idle %",
+        "worker balance",
+        "peak RSS MiB/worker",
+    ]
+    rows = [
+        [
+            name,
+            _fmt(run.get("rps"), 0),
+            _fmt(run.get("p50_ms"), 2),
+            _fmt(run.get("p99_ms"), 2),
+            _fmt(run.get("error_pct"), 3),
+            _fmt(run.get("cpu_server_s"), 1),
+            _fmt(run.get("cpu_pg_s"), 1),
+            _fmt(run.get("cpu_loadgen_s"), 1),
+            _fmt(run.get("cpu_server_ms_per_req"), 3),
+            _fmt(100 * run["cpu_share"] if run.get("cpu_share") else None, 0),
+            _fmt(run.get("machine_idle_pct"), 0),
+            _fmt(run.get("worker_balance"), 2),
+            _fmt(run.get("peak_rss_mib_max"), 1),
+        ]
+        for name, run in medians.items()
+    ]
+    return _table(headers, rows)
+
+
+def ratios_table(rows: list[Run], purge: Mapping[str, float] | None) -> str:
+    body = [[row["ratio"], f"{row['value']:.2f}"] for row in rows]
+    for key, value in (purge or {}).items():
+        label = "bare loop" if key == "ceiling" else f"{key.removeprefix('workers_')} worker(s)"
+        body.append([f"purge rows/s, {label}", _fmt(value, 0)])
+    return _table(["ratio / figure", "value"], body)
