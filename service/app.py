@@ -11,7 +11,7 @@ from service.config import Config
 from service.db import Database
 from service.errors import ServiceError
 from service.logs import configure_logging
-from service.middleware import RateLimits, RequestContext
+from service.middleware import MissLimits, RequestContext
 from service.openapi import build_openapi
 from service.ratelimit import RateLimiter
 
@@ -34,9 +34,10 @@ def create_app(config: Config | None = None, *, db: Database | None = None) -> f
     configure_logging(config)
     db = db or Database.from_config(config)
 
+    limiter = RateLimiter(db, config)
     middleware: list[object] = [RequestContext(db)]
-    if config.rate_limits:
-        middleware.append(RateLimits(RateLimiter(db, config)))
+    if limiter.enabled:
+        middleware.append(MissLimits(limiter))
     app = App(db, middleware=middleware)
     app.req_options.keep_blank_qs_values = True
     app.req_options.auto_parse_qs_csv = False
@@ -44,7 +45,7 @@ def create_app(config: Config | None = None, *, db: Database | None = None) -> f
     app.add_error_handler(Exception, problems.handle_unexpected)
     app.add_error_handler(ServiceError, problems.ServiceErrorHandler(config.retry_after_seconds))
 
-    app.add_route("/api/v1/pastes", resources.PasteCollection(db, config))
+    app.add_route("/api/v1/pastes", resources.PasteCollection(db, config, limiter))
     app.add_route("/api/v1/pastes/{paste_id}", resources.PasteItem(db, config))
     app.add_route("/api/v1/pastes/{paste_id}/raw", resources.PasteRaw(db, config))
     app.add_route("/healthz", resources.Health())

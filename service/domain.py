@@ -79,7 +79,7 @@ class Cursor:
 # --- ids and tokens ---------------------------------------------------------
 
 
-# Random bytes below this bound map uniformly onto the alphabet (248 = 4 × 62).
+# Random bytes below this bound map uniformly onto the alphabet (248 = 4 * 62).
 _UNBIASED_BYTE_LIMIT = 256 - 256 % len(ID_ALPHABET)
 
 

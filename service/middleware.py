@@ -71,28 +71,22 @@ class RequestContext:
         metrics.record_pool(self.db.stats())
 
 
-class RateLimits:
-    """Applies the per-client limits: creates take a token before anything is
-    read; a lookup that ends in 404 takes a "miss" token, and a client refused
-    for misses is answered 429 before its next lookup, with no database work."""
+class MissLimits:
+    """Limits lookups that find nothing: a lookup that ends in 404 takes a
+    "miss" token, and a client refused for misses is answered 429 before its
+    next lookup, with no database work. (Creates are limited by the insert.)"""
 
-    COLLECTION = "/api/v1/pastes"
     LOOKUPS = frozenset({"/api/v1/pastes/{paste_id}", "/api/v1/pastes/{paste_id}/raw"})
 
     def __init__(self, limiter: RateLimiter) -> None:
         self.limiter = limiter
 
-    def _client(self, req: falcon.Request) -> str:
-        return self.limiter.client(req.remote_addr, req.get_header("X-Forwarded-For"))
-
     def process_resource(
         self, req: falcon.Request, resp: falcon.Response, resource: Any, params: dict[str, Any]
     ) -> None:
-        route = req.uri_template
-        if route in self.LOOKUPS:
-            self.limiter.check_refused(self._client(req))
-        elif route == self.COLLECTION and req.method == "POST":
-            self.limiter.take(self.limiter.creates, self._client(req))
+        # Finding the client key parses addresses: only worth it while someone is refused.
+        if self.limiter.refusing and req.uri_template in self.LOOKUPS:
+            self.limiter.check_refused(client_of(req, self.limiter))
 
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool
@@ -100,6 +94,11 @@ class RateLimits:
         if resp.status_code != 404 or req.uri_template not in self.LOOKUPS:
             return
         try:
-            self.limiter.take(self.limiter.misses, self._client(req))
+            self.limiter.take(self.limiter.misses, client_of(req, self.limiter))
         except RateLimited as exc:
             render_service_error(resp, exc, exc.retry_after)
+
+
+def client_of(req: falcon.Request, limiter: RateLimiter) -> str:
+    """The key `req`'s client is limited by."""
+    return limiter.client(req.remote_addr, req.get_header("X-Forwarded-For"))

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from service import domain
 from service.db import Database, Row
 from service.domain import Cursor, NewPaste, Paste
-from service.errors import PasteNotFound, WrongDeleteToken
+from service.errors import PasteNotFound, RateLimited, WrongDeleteToken
+from service.ratelimit import Limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,24 +26,41 @@ class Page:
     next_cursor: Cursor | None
 
 
-def create_paste(db: Database, new: NewPaste) -> CreatedPaste:
+def create_paste(
+    db: Database, new: NewPaste, *, client: str | None = None, limit: Limit | None = None
+) -> CreatedPaste:
     """Store `new` and return it with its one-time delete token.
 
-    The insert commits before this returns, so an acknowledged paste is durable.
+    With a `limit`, the paste is stored only if `client` has a token left in
+    that bucket (taken by the same statement); else RateLimited is raised. The
+    insert commits before this returns, so an acknowledged paste is durable.
     """
     token = domain.new_delete_token()
-    row = db.one(
-        "insert_paste",
-        id=domain.new_paste_id(),
-        content=new.content,
-        title=new.title,
-        language=new.language,
-        visibility=new.visibility,
-        burn_after_read=new.burn_after_read,
-        size=new.size,
-        expires_in=new.expires_in,
-        delete_token_hash=domain.hash_delete_token(token),
-    )
+    values = {
+        "id": domain.new_paste_id(),
+        "content": new.content,
+        "title": new.title,
+        "language": new.language,
+        "visibility": new.visibility,
+        "burn_after_read": new.burn_after_read,
+        "size": new.size,
+        "expires_in": new.expires_in,
+        "delete_token_hash": domain.hash_delete_token(token),
+    }
+    if limit is None or client is None:
+        row = db.one("insert_paste", **values)
+    else:
+        row = db.one(
+            "insert_paste_rate_limited",
+            **values,
+            bucket=limit.bucket,
+            client=client,
+            burst=limit.burst,
+            per_second=limit.per_second,
+        )
+        assert row is not None  # the bucket's upsert always yields a row
+        if row["id"] is None:
+            raise RateLimited(limit.retry_after(row["tokens"]))
     assert row is not None  # INSERT … RETURNING always yields the row
     return CreatedPaste(paste=_paste(row), delete_token=token)
 

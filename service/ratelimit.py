@@ -2,7 +2,8 @@
 
 Two token buckets per client address: creates, and lookups that found no
 paste (what enumerating ids produces). A successful read never touches the
-limiter's table: only creates and misses do. A client refused for misses is
+limiter's table: only creates (whose token is taken by the insert statement
+itself, in the same round trip) and misses do. A client refused for misses is
 also remembered in this process until its Retry-After, so it is answered 429
 before any lookup, which is what actually slows an enumeration down.
 """
@@ -117,6 +118,11 @@ class RateLimiter:
                 self._remember(client, retry_after)
             log.info("rate_limited", bucket=limit.bucket, retry_after=retry_after)
             raise RateLimited(retry_after)
+
+    @property
+    def refusing(self) -> bool:
+        """Whether any client is being refused for misses in this process."""
+        return bool(self._refused_until)
 
     def check_refused(self, client: str) -> None:
         """Raise RateLimited while `client` is refused for misses (no I/O)."""

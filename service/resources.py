@@ -12,15 +12,18 @@ from service.config import Config
 from service.db import Database
 from service.domain import Paste
 from service.errors import InvalidInput, MissingDeleteToken, UnsupportedMediaType
+from service.middleware import client_of
+from service.ratelimit import RateLimiter
 
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"
 
 
 class _PasteResource:
-    def __init__(self, db: Database, config: Config) -> None:
+    def __init__(self, db: Database, config: Config, limiter: RateLimiter | None = None) -> None:
         self.db = db
         self.config = config
+        self.limiter = limiter if limiter is not None and limiter.enabled else None
         self.cursor_key = config.secret_key.encode("utf-8")
 
     def _base(self, req: falcon.Request) -> str:
@@ -45,7 +48,15 @@ class PasteCollection(_PasteResource):
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         new = self._new_paste(req)
-        created = pastes.create_paste(self.db, new)
+        if self.limiter is None:
+            created = pastes.create_paste(self.db, new)
+        else:
+            created = pastes.create_paste(
+                self.db,
+                new,
+                client=client_of(req, self.limiter),
+                limit=self.limiter.creates,
+            )
         metrics.PASTES_CREATED.inc()
         base = self._base(req)
         url = views.paste_url(base, created.paste.id)

@@ -48,6 +48,15 @@ def test_creates_beyond_the_burst_get_429_with_retry_after(limited):
     assert create(first, remote_addr="192.0.2.2").status_code == 201
 
 
+def test_a_refused_create_stores_nothing(limited, sql):
+    first, _ = limited
+    for _ in range(3):
+        create(first)
+    stored = sql.execute("SELECT count(*) FROM pastes").fetchone()[0]
+    assert create(first).status_code == 429
+    assert sql.execute("SELECT count(*) FROM pastes").fetchone()[0] == stored == 3
+
+
 def test_bucket_refills_with_time(limited, sql):
     first, _ = limited
     for _ in range(3):
