@@ -22,6 +22,7 @@ bind = _config.bind or f"127.0.0.1:{_config.port}"
 workers = _config.web_workers
 worker_class = _config.web_worker_class
 threads = _config.web_threads
+worker_connections = _config.web_worker_connections
 keepalive = 5
 timeout = 30
 graceful_timeout = 20

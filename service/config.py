@@ -93,17 +93,22 @@ class Config:
     port: int = _env("PORT", 8000, _positive_int)
     bind: str | None = _env("BIND", None, _optional_str)  # host:port; default 127.0.0.1:PORT
     web_workers: int = _env("WEB_CONCURRENCY", 2, _positive_int)
-    web_threads: int = _env("GUNICORN_THREADS", 4, _positive_int)
-    web_worker_class: str = _env("GUNICORN_WORKER_CLASS", "gthread")
+    # gevent measured best on 2 cores (bench/README.md): a request waiting on
+    # PostgreSQL (a create waits for the commit flush) costs a greenlet, not a
+    # thread, so more requests are in flight for the same CPU.
+    web_worker_class: str = _env("GUNICORN_WORKER_CLASS", "gevent")
+    web_threads: int = _env("GUNICORN_THREADS", 4, _positive_int)  # gthread only
+    # Connections one process holds at once (gevent/gthread); past it, it stops accepting.
+    web_worker_connections: int = _env("WEB_WORKER_CONNECTIONS", 256, _positive_int)
     public_base_url: str | None = _env("PUBLIC_BASE_URL", None, _base_url)
     paste_max_bytes: int = _env("PASTE_MAX_BYTES", MIB, _positive_int)
     paste_max_ttl: int = _env("PASTE_MAX_TTL", 365 * DAY, _positive_int)
     pool_min_size: int = _env("POOL_MIN_SIZE", 1, _non_negative_int)
-    pool_max_size: int = _env("POOL_MAX_SIZE", 4, _positive_int)
+    pool_max_size: int = _env("POOL_MAX_SIZE", 8, _positive_int)
     # Seconds a request waits for a pooled connection before it gets a 503.
     pool_timeout: float = _env("POOL_TIMEOUT", 3.0, _positive_float)
     # Requests allowed to queue for a connection; past that they get a 503 at once.
-    pool_max_waiting: int = _env("POOL_MAX_WAITING", 16, _non_negative_int)
+    pool_max_waiting: int = _env("POOL_MAX_WAITING", 64, _non_negative_int)
     connect_timeout: int = _env("DB_CONNECT_TIMEOUT", 3, _positive_int)
     # How long the pool keeps retrying a failed connection before it waits for
     # demand to try again; short, so a returning database is noticed at once.

@@ -27,17 +27,27 @@ Row = dict[str, Any]
 Fetch = Callable[[psycopg.Cursor[Any]], Any]
 
 
+def translated(exc: Exception) -> Exception:
+    """The service's exception for a driver or pool failure (else `exc`)."""
+    if isinstance(exc, psycopg.errors.QueryCanceled):  # statement_timeout
+        return DatabaseBusy()
+    if isinstance(exc, (PoolTimeout, TooManyRequests)):
+        return DatabaseBusy()
+    if isinstance(exc, psycopg.OperationalError):
+        return DatabaseUnavailable()
+    return exc
+
+
 @contextmanager
 def translate_errors() -> Iterator[None]:
     """Map driver and pool failures onto the service's own exceptions."""
     try:
         yield
-    except psycopg.errors.QueryCanceled as exc:  # statement_timeout
-        raise DatabaseBusy() from exc
-    except (PoolTimeout, TooManyRequests) as exc:
-        raise DatabaseBusy() from exc
-    except psycopg.OperationalError as exc:
-        raise DatabaseUnavailable() from exc
+    except (psycopg.Error, PoolTimeout, TooManyRequests) as exc:
+        mapped = translated(exc)
+        if mapped is exc:
+            raise
+        raise mapped from exc
 
 
 class Session:
@@ -95,10 +105,10 @@ class Database:
             pool.open(wait=False)
         return cls(pool)
 
-    @contextmanager
-    def connection(self, timeout: float | None = None) -> Iterator[psycopg.Connection[Any]]:
+    def checkout(self, timeout: float | None = None) -> psycopg.Connection[Any]:
         """A pooled connection that is not known to be dead, within `timeout`
-        seconds (default: the pool's). Raises PoolTimeout past it.
+        seconds (default: the pool's); give it back with `pool.putconn`.
+        Raises PoolTimeout past the timeout.
 
         Dead connections (see `is_dead`) are closed, which makes the pool
         replace them, and the next one is taken at once: the pool's own check
@@ -107,16 +117,20 @@ class Database:
         deadline = time.monotonic() + (self.pool.timeout if timeout is None else timeout)
         for _ in range(self.pool.max_size + 1):
             conn = self.pool.getconn(timeout=max(0.0, deadline - time.monotonic()))
-            if is_dead(conn):
-                conn.close()
-                self.pool.putconn(conn)
-                continue
-            try:
-                yield conn
-            finally:
-                self.pool.putconn(conn)
-            return
+            if not is_dead(conn):
+                return conn
+            conn.close()
+            self.pool.putconn(conn)
         raise PoolTimeout("no live connection in the pool")
+
+    @contextmanager
+    def connection(self, timeout: float | None = None) -> Iterator[psycopg.Connection[Any]]:
+        """`checkout` as a context manager that gives the connection back."""
+        conn = self.checkout(timeout)
+        try:
+            yield conn
+        finally:
+            self.pool.putconn(conn)
 
     @contextmanager
     def session(self, *, timeout: float | None = None) -> Iterator[Session]:
@@ -143,24 +157,32 @@ class Database:
     def _run(self, name: str, params: dict[str, Any], fetch: Fetch) -> Any:
         """Run one query on a pooled connection. A query marked retry-safe runs
         once more, on another connection, if its connection was lost: a
-        connection the server dropped can look alive until it is used."""
+        connection the server dropped can look alive until it is used.
+        (Plain try blocks, not context managers: this is every request's path.)"""
         query = self.queries[name]
-        with translate_errors():
+        try:
             try:
                 return self._run_once(query, params, fetch)
             except ConnectionLost:
                 if not query.retry_safe:
                     raise
                 return self._run_once(query, params, fetch)
+        except (psycopg.Error, PoolTimeout, TooManyRequests) as exc:
+            mapped = translated(exc)
+            if mapped is exc:  # a bug (bad SQL, a constraint): not the database's state
+                raise
+            raise mapped from exc
 
     def _run_once(self, query: Query, params: dict[str, Any], fetch: Fetch) -> Any:
-        with self.connection() as conn:
-            try:
-                return fetch(conn.execute(query.sql, params))
-            except psycopg.OperationalError as exc:
-                if conn.broken:
-                    raise ConnectionLost() from exc
-                raise
+        conn = self.checkout()
+        try:
+            return fetch(conn.execute(query.sql, params))
+        except psycopg.OperationalError as exc:
+            if conn.broken:
+                raise ConnectionLost() from exc
+            raise
+        finally:
+            self.pool.putconn(conn)
 
     def ping(self, timeout: float) -> None:
         """Raise DatabaseUnavailable unless the database answers within `timeout` s."""
