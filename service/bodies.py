@@ -6,6 +6,7 @@ from urllib.parse import unquote_to_bytes
 
 import falcon
 import orjson
+from gunicorn.http.errors import ParseException
 
 from service.errors import ContentTooLarge, MalformedRequest
 
@@ -20,16 +21,22 @@ def read_limited(req: falcon.Request, limit: int) -> bytes:
     the limit, so neither is ever buffered whole.
     """
     length = req.content_length
-    if length is not None:
-        if length > limit:
-            raise ContentTooLarge(f"the body is {length} bytes; the limit is {limit} bytes")
-        return req.bounded_stream.read()
-    received = bytearray()
-    while chunk := req.stream.read(_CHUNK):
-        received += chunk
-        if len(received) > limit:
-            raise ContentTooLarge(f"the body is over the limit of {limit} bytes")
-    return bytes(received)
+    try:
+        if length is not None:
+            if length > limit:
+                raise ContentTooLarge(f"the body is {length} bytes; the limit is {limit} bytes")
+            body = req.bounded_stream.read()
+            if len(body) != length:  # the client stopped short: a truncated upload
+                raise MalformedRequest("the body ended before its Content-Length")
+            return body
+        received = bytearray()
+        while chunk := req.stream.read(min(_CHUNK, limit + 1 - len(received))):
+            received += chunk
+            if len(received) > limit:
+                raise ContentTooLarge(f"the body is over the limit of {limit} bytes")
+        return bytes(received)
+    except (ParseException, OSError) as exc:  # a malformed chunk, a broken connection
+        raise MalformedRequest("the body could not be read") from exc
 
 
 def decode_text(body: bytes) -> str:

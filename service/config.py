@@ -93,11 +93,12 @@ class Config:
     port: int = _env("PORT", 8000, _positive_int)
     bind: str | None = _env("BIND", None, _optional_str)  # host:port; default 127.0.0.1:PORT
     web_workers: int = _env("WEB_CONCURRENCY", 2, _positive_int)
-    # gevent measured best on 2 cores (bench/README.md): a request waiting on
-    # PostgreSQL (a create waits for the commit flush) costs a greenlet, not a
-    # thread, so more requests are in flight for the same CPU.
-    web_worker_class: str = _env("GUNICORN_WORKER_CLASS", "gevent")
-    web_threads: int = _env("GUNICORN_THREADS", 4, _positive_int)  # gthread only
+    # gthread, not gevent, though gevent measured a little faster on creates:
+    # gthread caps what it drains of a refused request body (64 KiB, with a
+    # deadline) where gevent reads it all. 8 threads keep creates waiting on
+    # the commit flush in flight together.
+    web_worker_class: str = _env("GUNICORN_WORKER_CLASS", "gthread")
+    web_threads: int = _env("GUNICORN_THREADS", 8, _positive_int)
     # Connections one process holds at once (gevent/gthread); past it, it stops accepting.
     web_worker_connections: int = _env("WEB_WORKER_CONNECTIONS", 256, _positive_int)
     public_base_url: str | None = _env("PUBLIC_BASE_URL", None, _base_url)
@@ -121,7 +122,8 @@ class Config:
     )
     readiness_timeout: float = _env("READINESS_TIMEOUT", 1.0, _positive_float)
     retry_after_seconds: int = _env("RETRY_AFTER_SECONDS", 2, _positive_int)
-    rate_limits: bool = _env("RATE_LIMITS", True, _bool)
+    # Unset: on in production, off in development and testing.
+    rate_limits: bool | None = _env("RATE_LIMITS", None, _bool)
     rate_limit_creates_per_minute: float = _env(
         "RATE_LIMIT_CREATES_PER_MINUTE", 30.0, _positive_float
     )
@@ -190,6 +192,10 @@ class Config:
     @property
     def text_body_limit(self) -> int:
         return self.paste_max_bytes
+
+    @property
+    def rate_limits_enabled(self) -> bool:
+        return self.is_production if self.rate_limits is None else self.rate_limits
 
     @property
     def json_logs(self) -> bool:

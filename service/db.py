@@ -236,6 +236,13 @@ def connection_kwargs(config: Config) -> dict[str, Any]:
         "autocommit": True,
         "row_factory": dict_row,
         "connect_timeout": config.connect_timeout,
+        # A server that vanishes without closing its sockets is noticed by TCP
+        # within seconds, rather than after minutes of retransmissions.
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 3,
+        "keepalives_count": 3,
+        "tcp_user_timeout": 10_000,
         "client_encoding": "UTF8",
         "options": (
             f"-c statement_timeout={config.statement_timeout_ms}"

@@ -23,6 +23,9 @@ log = structlog.get_logger("service.access")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 UNMATCHED_ROUTE = "unmatched"
 _POOL_SAMPLE_SECONDS = 1.0
+# Methods become metric labels: any other (gunicorn accepts any token) is OTHER,
+# so a client cannot mint label sets.
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class RequestContext:
@@ -52,7 +55,8 @@ class RequestContext:
         duration = time.perf_counter() - started if started is not None else 0.0
         route = req.uri_template or UNMATCHED_ROUTE
         status = resp.status_code
-        metrics.record_request(route, req.method, status, duration)
+        method = req.method if req.method in _KNOWN_METHODS else "OTHER"
+        metrics.record_request(route, method, status, duration)
         log.info(
             "request_handled",
             method=req.method,
@@ -85,7 +89,12 @@ class MissLimits:
         self, req: falcon.Request, resp: falcon.Response, resource: Any, params: dict[str, Any]
     ) -> None:
         # Finding the client key parses addresses: only worth it while someone is refused.
-        if self.limiter.refusing and req.uri_template in self.LOOKUPS:
+        # DELETE is left alone: its missing token (401) comes before anything else.
+        if (
+            self.limiter.refusing
+            and req.method in ("GET", "HEAD")
+            and req.uri_template in self.LOOKUPS
+        ):
             self.limiter.check_refused(client_of(req, self.limiter))
 
     def process_response(

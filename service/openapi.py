@@ -297,15 +297,21 @@ def build_openapi(config: Config) -> dict[str, Any]:
             "503": {"$ref": "#/components/responses/Unavailable"},
         },
     }
-    head = {
+    head: dict[str, Any] = {
         "summary": "Headers of a read, without a body; never burns",
         "parameters": [paste_id],
         "responses": {
             "200": {"description": "The paste exists.", "headers": read_headers},
-            "304": {"description": "Not modified (raw view, If-None-Match matched)."},
             "404": {"description": "No such live paste."},
             "429": {"description": "Too many lookups that found nothing.", "headers": _RETRY_AFTER},
             "503": {"description": "The database is unavailable.", "headers": _RETRY_AFTER},
+        },
+    }
+    head_raw = {
+        **head,
+        "responses": {
+            **head["responses"],
+            "304": {"description": "Not modified: If-None-Match matched the ETag."},
         },
     }
     raw = {
@@ -371,7 +377,7 @@ def build_openapi(config: Config) -> dict[str, Any]:
         "paths": {
             "/api/v1/pastes": {"post": create, "get": list_public},
             "/api/v1/pastes/{paste_id}": {"get": read, "head": head, "delete": delete},
-            "/api/v1/pastes/{paste_id}/raw": {"get": raw, "head": head},
+            "/api/v1/pastes/{paste_id}/raw": {"get": raw, "head": head_raw},
             "/healthz": {"get": {"summary": "The process is up", "responses": {"200": plain_ok}}},
             "/readyz": {
                 "get": {

@@ -78,7 +78,7 @@ class RateLimiter:
 
     def __init__(self, db: Database, config: Config) -> None:
         self.db = db
-        self.enabled = config.rate_limits
+        self.enabled = config.rate_limits_enabled
         self.trusted = [ipaddress.ip_network(n, strict=False) for n in config.trusted_proxies]
         self.creates = Limit(
             "create", config.rate_limit_creates_per_minute / 60, config.rate_limit_create_burst

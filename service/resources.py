@@ -61,7 +61,8 @@ class PasteCollection(_PasteResource):
         base = self._base(req)
         url = views.paste_url(base, created.paste.id)
         resp.status = falcon.HTTP_201
-        resp.location = url
+        # Set verbatim, so the header is exactly the body's `url`.
+        resp.set_header("Location", url)
         resp.cache_control = ["no-store"]
         if req.client_prefers([JSON, "text/plain"]) == "text/plain":
             resp.set_header("X-Delete-Token", created.delete_token)
@@ -78,17 +79,18 @@ class PasteCollection(_PasteResource):
         if kind is None:
             raise UnsupportedMediaType()
         limits = self.config
-        fields: dict[str, object]
+        document: object
         if kind == "text":
             body = bodies.read_limited(req, limits.text_body_limit)
-            fields = {"content": bodies.decode_text(body)}
+            document = {"content": bodies.decode_text(body)}
         else:
             document = bodies.parse_json(bodies.read_limited(req, limits.json_body_limit))
-            if not isinstance(document, dict):
-                raise InvalidInput("the body must be a JSON object")
-            fields = document
+        if isinstance(document, dict):
+            domain.check_content_size(document.get("content"), limits.paste_max_bytes)
         bodies.check_query_utf8(req.query_string)
-        domain.check_content_size(fields.get("content"), limits.paste_max_bytes)
+        if not isinstance(document, dict):
+            raise InvalidInput("the body must be a JSON object")
+        fields: dict[str, object] = document
         # The other fields may come from the query string (with either body),
         # but never the same field from both.
         query = domain.fields_from_query(req.params)
@@ -100,15 +102,16 @@ class PasteCollection(_PasteResource):
         )
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        limit = domain.parse_limit(req.params.get("limit"))
+        # A cursor that does not decode (400) outranks a bad limit (422).
         raw_cursor = req.params.get("cursor")
         after = None
-        if raw_cursor is not None:
-            if isinstance(raw_cursor, list):
-                raise InvalidInput("cursor is given more than once", field="cursor")
-            if raw_cursor == "":
-                raise InvalidInput("cursor must not be empty", field="cursor")
+        if isinstance(raw_cursor, str) and raw_cursor:
             after = domain.decode_cursor(raw_cursor, self.cursor_key)
+        limit = domain.parse_limit(req.params.get("limit"))
+        if isinstance(raw_cursor, list):
+            raise InvalidInput("cursor is given more than once", field="cursor")
+        if raw_cursor == "":
+            raise InvalidInput("cursor must not be empty", field="cursor")
         page = pastes.list_public(self.db, limit=limit, after=after)
         base = self._base(req)
         next_cursor = (

@@ -131,11 +131,12 @@ class Worker:
         while not self.stop.wait(delay):
             try:
                 self.run_once()
-            except DatabaseUnavailable as exc:
+            except Exception as exc:  # never die of a failed tick: log, back off, go on
                 self.metrics.failed_ticks.inc()
                 backoff = min(BACKOFF_CAP, backoff * 2 if backoff else BACKOFF_START)
                 log.warning(
                     "worker_tick_failed",
+                    unexpected=not isinstance(exc, DatabaseUnavailable),
                     worker_id=self.worker_id,
                     error=type(exc).__name__,
                     cause=type(exc.__cause__).__name__ if exc.__cause__ else None,

@@ -87,3 +87,12 @@ def test_production_with_safe_settings_logs_json():
     )
     assert config.is_production
     assert config.json_logs
+
+
+def test_rate_limits_default_on_in_production_only():
+    production = {"APP_ENV": "production", "DATABASE_URL": "postgresql://x/y"}
+    production["SECRET_KEY"] = GOOD_SECRET
+    assert Config.from_env(production).rate_limits_enabled
+    assert not Config.from_env({}).rate_limits_enabled
+    assert not Config.from_env({**production, "RATE_LIMITS": "off"}).rate_limits_enabled
+    assert Config.from_env({"RATE_LIMITS": "on"}).rate_limits_enabled

@@ -382,6 +382,23 @@ def test_chunked_body_is_cut_off_at_the_limit_not_buffered_whole(make_client):
     assert body.delivered < 1000 + 128 * 1024
 
 
+def test_truncated_upload_is_400_not_stored(client, sql):
+    result = client.simulate_post(
+        PATH, body=b"short", headers={"Content-Type": "text/plain", "Content-Length": "50"}
+    )
+    assert_problem(result, 400)
+    assert sql.execute("SELECT count(*) FROM pastes").fetchone() == (0,)
+
+
+def test_precedence_holds_between_body_and_query(make_client):
+    client = make_client(paste_max_bytes=10)
+    # Oversized content (413) outranks a query string that is not UTF-8 (400)...
+    big = client.simulate_post(PATH, json={"content": "x" * 11}, query_string="title=%ff")
+    assert_problem(big, 413)
+    # ...which outranks a body that is not a JSON object (422).
+    assert_problem(post_json(client, b"[]", query_string="title=%ff"), 400)
+
+
 def test_415_beats_413_beats_400_beats_422(make_client):
     client = make_client(paste_max_bytes=10)
     big_bad_json = b"{" * 100

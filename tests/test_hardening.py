@@ -52,13 +52,18 @@ def test_no_versions_in_headers_and_nosniff_everywhere(server):
         ),
         (b"GARBAGE\r\n\r\n", 400),
         (b"POST /api/v1/pastes HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400),
+        (
+            b"POST /api/v1/pastes HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+            400,
+        ),
     ],
 )
 def test_requests_gunicorn_refuses_get_problem_documents(server, request_bytes, status):
     reply = raw_request(server.port, request_bytes)
     head, _, body = reply.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 %d" % status), head[:100]
-    assert b"Content-Type: application/problem+json" in head
+    assert b"content-type: application/problem+json" in head.lower()
     document = json.loads(body)
     assert document["status"] == status
     assert b"aaaa" not in body

@@ -107,6 +107,11 @@ def test_undecodable_cursor_is_400(client, cursor):
     assert_problem(client.simulate_get(PATH, query_string=f"cursor={cursor}"), 400)
 
 
+def test_undecodable_cursor_outranks_a_bad_limit(client):
+    assert_problem(client.simulate_get(PATH, query_string="limit=0&cursor=zzz"), 400)
+    assert_problem(client.simulate_get(PATH, query_string="limit=0&cursor="), 422)
+
+
 def test_tampered_cursor_is_400(client, create):
     for i in range(3):
         create(f"p{i}", visibility="public")

@@ -188,3 +188,11 @@ def test_metrics_counters_move(client, create):
     client.simulate_get(f"/api/v1/pastes/{paste_id}")
     assert value("pastebin_pastes_created_total") == before + 1
     assert value("pastebin_pastes_read_total") == read_before + 1
+
+
+@pytest.mark.filterwarnings("ignore::wsgiref.validate.WSGIWarning")  # the method is the point
+def test_unknown_methods_do_not_mint_metric_labels(client):
+    client.simulate_request("FROBNICATE", "/api/v1/pastes")
+    text = client.simulate_get("/metrics").text
+    assert "FROBNICATE" not in text
+    assert 'method="OTHER"' in text

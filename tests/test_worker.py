@@ -159,6 +159,24 @@ def test_unreachable_database_is_backed_off_not_spun_on():
     assert 2 <= failed <= 4
 
 
+def test_an_unexpected_query_error_is_survived_too(config):
+    from service.queries import Query
+
+    db = worker_db(config)
+    broken = Database(db.pool, {**db.queries, "purge_expired_batch": Query("p", "SELECT 1/0")})
+    stop = threading.Event()
+    worker = Worker(broken, interval=0.01, stop=stop)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        assert _wait_for(lambda: worker.metrics.failed_ticks._value.get() >= 2, timeout=10)
+        assert thread.is_alive()
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        db.close()
+
+
 def _wait_for(predicate, timeout: float, step: float = 0.1) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
