@@ -82,27 +82,20 @@ SELECT id, title, language, visibility, burn_after_read, size, created_at, expir
  LIMIT %(limit)s;
 
 -- name: insert_paste_rate_limited
--- insert_paste behind the client's create bucket, in the same round trip: the
--- bucket is refilled and a token taken exactly as take_token does (see
--- sql/rate_limits.sql), and the paste is inserted only if a token was there.
--- Returns the tokens left and, when inserted, the paste's columns (else NULLs).
--- Served by the primary keys of rate_limits and pastes.
+-- insert_paste behind the client's create bucket, in the same round trip: a
+-- token is taken with rate_limit_take (as take_token does), and the paste is
+-- inserted only if one was there. Returns the tokens left and, when inserted,
+-- the paste's columns (else NULLs). The CTE calling the volatile function is
+-- evaluated once. Served by the primary keys of rate_limits and pastes.
 WITH bucket AS (
-    INSERT INTO rate_limits AS r (bucket, client, tokens, updated_at)
-    VALUES (%(bucket)s, %(client)s, %(burst)s - 1, now())
-    ON CONFLICT (bucket, client) DO UPDATE
-       SET tokens = GREATEST(
-               -1,
-               LEAST(%(burst)s, r.tokens + extract(epoch FROM now() - r.updated_at) * %(per_second)s) - 1
-           ),
-           updated_at = now()
-    RETURNING tokens
+    SELECT rate_limit_take(%(bucket)s, %(client)s, %(burst)s, %(per_second)s) AS tokens
 ), created AS (
     INSERT INTO pastes (id, content, title, language, visibility, burn_after_read,
                         size, expires_at, delete_token_hash)
     SELECT %(id)s, %(content)s, %(title)s, %(language)s, %(visibility)s, %(burn_after_read)s,
            %(size)s, now() + make_interval(secs => %(expires_in)s), %(delete_token_hash)s
-     WHERE (SELECT tokens FROM bucket) >= 0
+      FROM bucket
+     WHERE bucket.tokens >= 0
     RETURNING id, title, language, visibility, burn_after_read, size, created_at, expires_at
 )
 SELECT bucket.tokens, created.*

@@ -19,6 +19,7 @@ from service.db import Database
 from service.queries import load_queries
 from service.worker import Worker, WorkerMetrics, purge_batch
 from tests.proxy import TcpProxy
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -169,21 +170,12 @@ def test_an_unexpected_query_error_is_survived_too(config):
     thread = threading.Thread(target=worker.run)
     thread.start()
     try:
-        assert _wait_for(lambda: worker.metrics.failed_ticks._value.get() >= 2, timeout=10)
+        assert wait_for(lambda: worker.metrics.failed_ticks._value.get() >= 2, timeout=10)
         assert thread.is_alive()
     finally:
         stop.set()
         thread.join(timeout=10)
         db.close()
-
-
-def _wait_for(predicate, timeout: float, step: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False
 
 
 @pytest.mark.faults
@@ -199,7 +191,7 @@ def test_worker_started_while_database_is_down_purges_once_it_is_up(config, sql,
         assert worker.metrics.failed_ticks._value.get() >= 1
         insert_pastes(sql, 100, prefix="old", expired=True)
         proxy.restore()
-        assert _wait_for(lambda: count(sql) == 0, timeout=40)
+        assert wait_for(lambda: count(sql) == 0, timeout=40)
     finally:
         stop.set()
         thread.join(timeout=10)
@@ -216,14 +208,14 @@ def test_worker_recovers_when_its_connection_is_terminated(config, sql):
     thread = threading.Thread(target=worker.run)
     thread.start()
     try:
-        assert _wait_for(lambda: worker.metrics.ticks._value.get() >= 1, timeout=10)
+        assert wait_for(lambda: worker.metrics.ticks._value.get() >= 1, timeout=10)
         terminated = sql.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
             "WHERE application_name = 'pastebin-worker' AND datname = current_database()"
         ).fetchone()[0]
         assert terminated >= 1
         insert_pastes(sql, 100, prefix="old", expired=True)
-        assert _wait_for(lambda: count(sql) == 0, timeout=20)
+        assert wait_for(lambda: count(sql) == 0, timeout=20)
         assert thread.is_alive()
     finally:
         stop.set()
@@ -254,7 +246,7 @@ def test_sigterm_mid_drain_exits_zero_soon_having_deleted_what_it_reported(sql, 
     insert_pastes(sql, 1_000, prefix="live", expired=False)
     process = _worker_process(database_url, WORKER_BATCH="500", WORKER_INTERVAL="10")
     try:
-        assert _wait_for(lambda: count(sql, "id LIKE 'old%'") < 300_000, timeout=30, step=0.02)
+        assert wait_for(lambda: count(sql, "id LIKE 'old%'") < 300_000, timeout=30, step=0.02)
         signalled = time.monotonic()
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=15)
@@ -318,7 +310,7 @@ def test_worker_metrics_are_served(database_url, sql):
                     return float(line.split()[1])
             return -1
 
-        assert _wait_for(lambda: purged_metric() == 10, timeout=20)
+        assert wait_for(lambda: purged_metric() == 10, timeout=20)
     finally:
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=15)

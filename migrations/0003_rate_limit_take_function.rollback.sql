@@ -1,0 +1,1 @@
+DROP FUNCTION rate_limit_take(text, text, double precision, double precision);
