@@ -9,6 +9,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,7 +19,7 @@ import pytest
 from service.config import Config
 from service.db import Database
 from service.queries import load_queries
-from service.worker import Worker, WorkerMetrics, purge_batch
+from service.worker import Worker, purge_batch
 from tests.proxy import TcpProxy
 from tests.waiting import wait_for
 
@@ -46,6 +48,18 @@ def insert_pastes(sql, count: int, *, prefix: str, expired: bool, never: bool = 
 
 def count(sql, where: str = "true") -> int:
     return sql.execute(f"SELECT count(*) FROM pastes WHERE {where}").fetchone()[0]
+
+
+@contextmanager
+def running(worker: Worker) -> Iterator[threading.Thread]:
+    """`worker.run()` in a thread for the block; stopped and joined after it."""
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        yield thread
+    finally:
+        worker.stop.set()
+        thread.join(timeout=10)
 
 
 def worker_db(config: Config, **changes) -> Database:
@@ -145,17 +159,14 @@ def test_unreachable_database_is_backed_off_not_spun_on():
         log_level="CRITICAL",
     )
     db = worker_db(config)
-    stop = threading.Event()
-    metrics = WorkerMetrics()
-    worker = Worker(db, interval=0.01, stop=stop, metrics=metrics)
-    thread = threading.Thread(target=worker.run)
-    thread.start()
-    time.sleep(3.5)
-    stop.set()
-    thread.join(timeout=5)
-    db.close()
+    worker = Worker(db, interval=0.01)
+    try:
+        with running(worker) as thread:
+            time.sleep(3.5)
+    finally:
+        db.close()
     assert not thread.is_alive()
-    failed = metrics.failed_ticks._value.get()
+    failed = worker.metrics.failed_ticks._value.get()
     # Backoff 1 s, 2 s, ...: a handful of attempts, not hundreds.
     assert 2 <= failed <= 4
 
@@ -165,16 +176,12 @@ def test_an_unexpected_query_error_is_survived_too(config):
 
     db = worker_db(config)
     broken = Database(db.pool, {**db.queries, "purge_expired_batch": Query("p", "SELECT 1/0")})
-    stop = threading.Event()
-    worker = Worker(broken, interval=0.01, stop=stop)
-    thread = threading.Thread(target=worker.run)
-    thread.start()
+    worker = Worker(broken, interval=0.01)
     try:
-        assert wait_for(lambda: worker.metrics.failed_ticks._value.get() >= 2, timeout=10)
-        assert thread.is_alive()
+        with running(worker) as thread:
+            assert wait_for(lambda: worker.metrics.failed_ticks._value.get() >= 2, timeout=10)
+            assert thread.is_alive()
     finally:
-        stop.set()
-        thread.join(timeout=10)
         db.close()
 
 
@@ -182,19 +189,15 @@ def test_an_unexpected_query_error_is_survived_too(config):
 def test_worker_started_while_database_is_down_purges_once_it_is_up(config, sql, database_url):
     proxy = TcpProxy(database_url)  # not listening yet: the database is "down"
     db = worker_db(replace(config, database_url=proxy.url(database_url), pool_timeout=0.5))
-    stop = threading.Event()
-    worker = Worker(db, interval=0.2, stop=stop)
-    thread = threading.Thread(target=worker.run)
-    thread.start()
+    worker = Worker(db, interval=0.2)
     try:
-        time.sleep(1.5)
-        assert worker.metrics.failed_ticks._value.get() >= 1
-        insert_pastes(sql, 100, prefix="old", expired=True)
-        proxy.restore()
-        assert wait_for(lambda: count(sql) == 0, timeout=40)
+        with running(worker) as thread:
+            time.sleep(1.5)
+            assert worker.metrics.failed_ticks._value.get() >= 1
+            insert_pastes(sql, 100, prefix="old", expired=True)
+            proxy.restore()
+            assert wait_for(lambda: count(sql) == 0, timeout=40)
     finally:
-        stop.set()
-        thread.join(timeout=10)
         db.close()
         proxy.close()
     assert not thread.is_alive()
@@ -203,23 +206,19 @@ def test_worker_started_while_database_is_down_purges_once_it_is_up(config, sql,
 @pytest.mark.faults
 def test_worker_recovers_when_its_connection_is_terminated(config, sql):
     db = worker_db(config)
-    stop = threading.Event()
-    worker = Worker(db, interval=0.2, stop=stop)
-    thread = threading.Thread(target=worker.run)
-    thread.start()
+    worker = Worker(db, interval=0.2)
     try:
-        assert wait_for(lambda: worker.metrics.ticks._value.get() >= 1, timeout=10)
-        terminated = sql.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE application_name = 'pastebin-worker' AND datname = current_database()"
-        ).fetchone()[0]
-        assert terminated >= 1
-        insert_pastes(sql, 100, prefix="old", expired=True)
-        assert wait_for(lambda: count(sql) == 0, timeout=20)
-        assert thread.is_alive()
+        with running(worker) as thread:
+            assert wait_for(lambda: worker.metrics.ticks._value.get() >= 1, timeout=10)
+            terminated = sql.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = 'pastebin-worker' AND datname = current_database()"
+            ).fetchone()[0]
+            assert terminated >= 1
+            insert_pastes(sql, 100, prefix="old", expired=True)
+            assert wait_for(lambda: count(sql) == 0, timeout=20)
+            assert thread.is_alive()
     finally:
-        stop.set()
-        thread.join(timeout=10)
         db.close()
 
 
