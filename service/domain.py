@@ -325,10 +325,6 @@ def create_body_kind(content_type: str | None) -> str | None:
 # --- expiry and lifecycle ---------------------------------------------------
 
 
-def is_live(expires_at: datetime | None, now: datetime) -> bool:
-    return expires_at is None or expires_at > now
-
-
 def cache_max_age(expires_at: datetime | None, now: datetime) -> int:
     """Seconds a cache may keep a paste: never past its expiry, at most an hour."""
     if expires_at is None:

@@ -234,13 +234,6 @@ def test_create_body_kinds(content_type, kind):
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def test_liveness():
-    assert domain.is_live(None, NOW)
-    assert domain.is_live(NOW + timedelta(seconds=1), NOW)
-    assert not domain.is_live(NOW, NOW)
-    assert not domain.is_live(NOW - timedelta(seconds=1), NOW)
-
-
 @pytest.mark.parametrize(
     ("expires_in", "max_age"),
     [(None, 3600), (10, 10), (3599, 3599), (3600, 3600), (86400, 3600), (0, 0), (-5, 0)],
