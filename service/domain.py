@@ -343,10 +343,9 @@ def rfc3339(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def content_etag(content: str) -> str:
+def content_etag(body: bytes) -> str:
     """A strong ETag: pastes never change, so a digest of the bytes names them."""
-    digest = hashlib.blake2b(content.encode("utf-8"), digest_size=16).hexdigest()
-    return f'"{digest}"'
+    return f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:

@@ -7,8 +7,11 @@ them all; without it, the process's own registry is served.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import os
+import threading
+import time
 from typing import Any
 
 from prometheus_client import (
@@ -27,14 +30,15 @@ REQUESTS = Counter(
     "HTTP requests handled, by route template, method and status.",
     ["route", "method", "status"],
 )
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 LATENCY = Histogram(
     "pastebin_http_request_duration_seconds",
     "Time to handle an HTTP request, by route template and method.",
     ["route", "method"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    buckets=LATENCY_BUCKETS,
 )
-PASTES_CREATED = Counter("pastebin_pastes_created_total", "Pastes created.")
-PASTES_READ = Counter("pastebin_pastes_read_total", "Paste reads served (JSON or raw).")
+# Pastes created and read are requests_total of their routes with status 201
+# and 200; deletions are counted here because a burn is not a DELETE request.
 PASTES_DELETED = Counter(
     "pastebin_pastes_deleted_total",
     "Pastes deleted by the web process, by reason (token or burn).",
@@ -53,22 +57,106 @@ POOL_WAITING = Gauge(
 )
 
 
-def record_request(route: str, method: str, status: int, seconds: float) -> None:
-    """Count one request and observe its latency."""
-    _request_counter(route, method, status).inc()
-    _latency_histogram(route, method).observe(seconds)
+FLUSH_SECONDS = 1.0
+
+
+class RequestTally:
+    """Request counts and latencies, summed in this process and added to the
+    Prometheus metrics at most FLUSH_SECONDS later.
+
+    Under gunicorn every increment of a multiprocess metric takes a global
+    lock, asks the kernel for the pid and writes the shared file: three of them
+    per request (count, latency sum, latency bucket) cost as much as the rest
+    of a cached read's own code. Summing here costs a dict update; a scrape
+    sees this process's requests at once (`flush` runs first) and the other
+    processes' within FLUSH_SECONDS (their flusher threads).
+    """
+
+    def __init__(self, counter: Counter, histogram: Histogram, buckets: tuple[float, ...]):
+        self.counter = counter
+        self.histogram = histogram
+        self.buckets = buckets
+        self._lock = threading.Lock()
+        # (route, method, status) -> count; (route, method) -> [per bucket…, +Inf, sum]
+        self._counts: dict[tuple[str, str, int], int] = {}
+        self._latencies: dict[tuple[str, str], list[float]] = {}
+        self._flusher_started = False
+        # A forked child (a gunicorn worker) has no flusher thread of its own yet.
+        os.register_at_fork(after_in_child=self._forget_flusher)
+
+    def add(self, route: str, method: str, status: int, seconds: float) -> None:
+        # A bucket's bound is inclusive (`le`): the first bound >= seconds.
+        bucket = bisect.bisect_left(self.buckets, seconds)
+        with self._lock:
+            key = (route, method, status)
+            self._counts[key] = self._counts.get(key, 0) + 1
+            latency = self._latencies.get((route, method))
+            if latency is None:
+                latency = self._latencies[route, method] = [0.0] * (len(self.buckets) + 2)
+            latency[bucket] += 1
+            latency[-1] += seconds
+        if not self._flusher_started:
+            self._start_flusher()
+
+    def flush(self) -> None:
+        """Add what was summed since the last flush to the metrics."""
+        with self._lock:
+            counts, self._counts = self._counts, {}
+            latencies, self._latencies = self._latencies, {}
+        for (route, method, status), count in counts.items():
+            _request_counter(self.counter, route, method, status).inc(count)
+        for (route, method), latency in latencies.items():
+            child = _latency_histogram(self.histogram, route, method)
+            # prometheus_client has no public "observe n values": the child's
+            # own bucket and sum values are what observe() increments.
+            for bucket, observed in enumerate(latency[:-1]):
+                if observed:
+                    child._buckets[bucket].inc(observed)
+            child._sum.inc(latency[-1])
+
+    def _start_flusher(self) -> None:
+        # One thread per process, started in the process that records (after
+        # gunicorn's fork), so that an idle worker's last requests show too.
+        with self._lock:
+            if self._flusher_started:
+                return
+            self._flusher_started = True
+        threading.Thread(target=self._flush_forever, name="metrics-flush", daemon=True).start()
+
+    def _forget_flusher(self) -> None:
+        self._flusher_started = False
+        self._lock = threading.Lock()  # the parent's may have been held at the fork
+        self._counts, self._latencies = {}, {}  # the parent's to flush, not the child's
+
+    def _flush_forever(self) -> None:
+        while True:
+            time.sleep(FLUSH_SECONDS)
+            self.flush()
 
 
 # Routes are templates and methods and statuses few, so the labelled children
 # are cached: `labels()` takes a lock and builds a key on every call otherwise.
 @functools.cache
-def _request_counter(route: str, method: str, status: int) -> Any:
-    return REQUESTS.labels(route, method, str(status))
+def _request_counter(counter: Counter, route: str, method: str, status: int) -> Any:
+    return counter.labels(route, method, str(status))
 
 
 @functools.cache
-def _latency_histogram(route: str, method: str) -> Any:
-    return LATENCY.labels(route, method)
+def _latency_histogram(histogram: Histogram, route: str, method: str) -> Any:
+    return histogram.labels(route, method)
+
+
+REQUEST_TALLY = RequestTally(REQUESTS, LATENCY, LATENCY_BUCKETS)
+
+
+def record_request(route: str, method: str, status: int, seconds: float) -> None:
+    """Count one request and its latency (in the metrics within FLUSH_SECONDS)."""
+    REQUEST_TALLY.add(route, method, status, seconds)
+
+
+def flush() -> None:
+    """Put this process's pending request counts into the metrics now."""
+    REQUEST_TALLY.flush()
 
 
 def record_pool(stats: dict[str, int]) -> None:
@@ -81,6 +169,7 @@ def record_pool(stats: dict[str, int]) -> None:
 
 def exposition() -> tuple[bytes, str]:
     """The current metrics in Prometheus text format, and its content type."""
+    flush()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         prometheus_multiprocess.MultiProcessCollector(registry)

@@ -17,7 +17,6 @@ from service.errors import RateLimited
 from service.problems import render_service_error
 from service.ratelimit import RateLimiter
 
-log = structlog.get_logger("service.access")
 # An incoming X-Request-ID is echoed only if it is short and plain, so it
 # cannot smuggle anything into logs or headers.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -32,8 +31,9 @@ class RequestContext:
     """Binds a request id to every log line of a request, echoes it back,
     writes one access line and the request metrics when the request ends."""
 
-    def __init__(self, db: Database | None = None) -> None:
+    def __init__(self, db: Database | None = None, access_log: Any = None) -> None:
         self.db = db
+        self.access_log = access_log or structlog.get_logger("service.access")
         self._pool_sampled_at = 0.0
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -43,8 +43,8 @@ class RequestContext:
             incoming if incoming and _REQUEST_ID.fullmatch(incoming) else os.urandom(16).hex()
         )
         req.context.request_id = request_id
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        # Every other line of the request carries the id too; reset at its end.
+        req.context.log_context = structlog.contextvars.bind_contextvars(request_id=request_id)
         resp.set_header("X-Request-ID", request_id)
         resp.set_header("X-Content-Type-Options", "nosniff")
 
@@ -57,15 +57,19 @@ class RequestContext:
         status = resp.status_code
         method = req.method if req.method in _KNOWN_METHODS else "OTHER"
         metrics.record_request(route, method, status, duration)
-        log.info(
+        request_id = getattr(req.context, "request_id", None)
+        self.access_log.info(
             "request_handled",
+            request_id=request_id,
             method=req.method,
             route=route,
             status=status,
             duration_ms=round(duration * 1000, 3),
         )
         self._sample_pool()
-        structlog.contextvars.clear_contextvars()
+        log_context = getattr(req.context, "log_context", None)
+        if log_context is not None:
+            structlog.contextvars.reset_contextvars(**log_context)
 
     def _sample_pool(self) -> None:
         now = time.monotonic()

@@ -35,12 +35,17 @@ def _send_json(resp: falcon.Response, document: Any) -> None:
     resp.data = orjson.dumps(document)
 
 
+_CACHE_NEVER_EXPIRING = f"public, max-age={domain.cache_max_age(None, domain.utc_now())}"
+
+
 def _cache_control(resp: falcon.Response, paste: Paste) -> None:
     if paste.burn_after_read:
-        resp.cache_control = ["no-store"]
+        value = "no-store"
+    elif paste.expires_at is None:  # most pastes: no clock to read
+        value = _CACHE_NEVER_EXPIRING
     else:
-        max_age = domain.cache_max_age(paste.expires_at, domain.utc_now())
-        resp.cache_control = ["public", f"max-age={max_age}"]
+        value = f"public, max-age={domain.cache_max_age(paste.expires_at, domain.utc_now())}"
+    resp.set_header("Cache-Control", value)
 
 
 class PasteCollection(_PasteResource):
@@ -57,7 +62,6 @@ class PasteCollection(_PasteResource):
                 client=client_of(req, self.limiter),
                 limit=self.limiter.creates,
             )
-        metrics.PASTES_CREATED.inc()
         base = self._base(req)
         url = views.paste_url(base, created.paste.id)
         resp.status = falcon.HTTP_201
@@ -132,7 +136,6 @@ class PasteItem(_PasteResource):
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, paste_id: str) -> None:
         paste = pastes.read_paste(self.db, paste_id)
-        metrics.PASTES_READ.inc()
         if paste.burn_after_read:
             metrics.PASTES_DELETED.labels("burn").inc()
         _cache_control(resp, paste)
@@ -158,7 +161,6 @@ class PasteRaw(_PasteResource):
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, paste_id: str) -> None:
         paste = pastes.read_paste(self.db, paste_id)
-        metrics.PASTES_READ.inc()
         if paste.burn_after_read:
             metrics.PASTES_DELETED.labels("burn").inc()
         self._respond(req, resp, paste)
@@ -169,9 +171,9 @@ class PasteRaw(_PasteResource):
     def _respond(self, req: falcon.Request, resp: falcon.Response, paste: Paste) -> None:
         assert paste.content is not None
         body = paste.content.encode("utf-8")
-        etag = domain.content_etag(paste.content)
+        etag = domain.content_etag(body)
         _cache_control(resp, paste)
-        resp.etag = etag
+        resp.set_header("ETag", etag)
         resp.set_header("Content-Security-Policy", "default-src 'none'; sandbox")
         # A burn-after-read paste is always sent: its first GET is its only one.
         if not paste.burn_after_read and domain.etag_matches(req.get_header("If-None-Match"), etag):

@@ -250,11 +250,11 @@ def test_rfc3339_is_utc_with_z():
 
 
 def test_etags_are_strong_and_differ_by_content():
-    etag = domain.content_etag("a")
+    etag = domain.content_etag(b"a")
     assert etag.startswith('"')
     assert etag.endswith('"')
-    assert etag == domain.content_etag("a")
-    assert etag != domain.content_etag("a ")
+    assert etag == domain.content_etag(b"a")
+    assert etag != domain.content_etag(b"a ")
 
 
 @pytest.mark.parametrize(

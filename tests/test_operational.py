@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import falcon
 import pytest
 from falcon import testing
 from structlog.contextvars import merge_contextvars
@@ -168,8 +169,6 @@ def test_metrics_count_requests_by_route_template_not_raw_path(client, create):
         text,
     )
     assert "pastebin_http_request_duration_seconds_bucket" in text
-    assert "pastebin_pastes_created_total" in text
-    assert "pastebin_pastes_read_total" in text
     assert "pastebin_pastes_deleted_total" in text
     assert "pastebin_db_pool_connections" in text
     assert paste_id not in text
@@ -177,17 +176,30 @@ def test_metrics_count_requests_by_route_template_not_raw_path(client, create):
 
 
 def test_metrics_counters_move(client, create):
-    def value(name: str) -> float:
+    def value(pattern: str) -> float:
         text = client.simulate_get("/metrics").text
-        match = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
+        match = re.search(rf"^{pattern} (\S+)$", text, re.MULTILINE)
         return float(match.group(1)) if match else 0.0
 
-    before = value("pastebin_pastes_created_total")
-    read_before = value("pastebin_pastes_read_total")
+    created = r'pastebin_http_requests_total\{method="POST",route="/api/v1/pastes",status="201"\}'
+    read = (
+        r'pastebin_http_requests_total\{method="GET",route="/api/v1/pastes/\{paste_id\}",'
+        r'status="200"\}'
+    )
+    latency = (
+        r'pastebin_http_request_duration_seconds_count\{method="GET",'
+        r'route="/api/v1/pastes/\{paste_id\}"\}'
+    )
+    burned = r'pastebin_pastes_deleted_total\{reason="burn"\}'
+    before = {name: value(name) for name in (created, read, latency, burned)}
     paste_id = create("x")["id"]
     client.simulate_get(f"/api/v1/pastes/{paste_id}")
-    assert value("pastebin_pastes_created_total") == before + 1
-    assert value("pastebin_pastes_read_total") == read_before + 1
+    burn_id = create("y", burn_after_read=True)["id"]
+    client.simulate_get(f"/api/v1/pastes/{burn_id}")
+    assert value(created) == before[created] + 2
+    assert value(read) == before[read] + 2
+    assert value(latency) == before[latency] + 2
+    assert value(burned) == before[burned] + 1
 
 
 @pytest.mark.filterwarnings("ignore::wsgiref.validate.WSGIWarning")  # the method is the point
@@ -196,3 +208,76 @@ def test_unknown_methods_do_not_mint_metric_labels(client):
     text = client.simulate_get("/metrics").text
     assert "FROBNICATE" not in text
     assert 'method="OTHER"' in text
+
+
+def test_request_tally_adds_up_to_what_observing_each_request_would():
+    # The tally sums requests in-process and adds them to the metrics later:
+    # what it flushes must equal one observe() per request, bucket by bucket.
+    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+    from service.metrics import RequestTally
+
+    buckets = (0.01, 0.1, 1.0)
+    durations = [0.0, 0.005, 0.01, 0.0100001, 0.1, 0.5, 1.0, 2.0, 30.0]
+
+    def registry_with_metrics():
+        registry = CollectorRegistry()
+        counter = Counter("req_total", "r", ["route", "method", "status"], registry=registry)
+        histogram = Histogram("lat", "l", ["route", "method"], buckets=buckets, registry=registry)
+        return registry, counter, histogram
+
+    tallied, counter, histogram = registry_with_metrics()
+    tally = RequestTally(counter, histogram, buckets)
+    for seconds in durations:
+        tally.add("/r", "GET", 200, seconds)
+    tally.add("/r", "POST", 201, 0.02)
+    assert b"req_total{" not in generate_latest(tallied)  # nothing before a flush
+    tally.flush()
+    tally.flush()  # a second flush adds nothing
+
+    observed, counter, histogram = registry_with_metrics()
+    for seconds in durations:
+        counter.labels("/r", "GET", "200").inc()
+        histogram.labels("/r", "GET").observe(seconds)
+    counter.labels("/r", "POST", "201").inc()
+    histogram.labels("/r", "POST").observe(0.02)
+
+    def samples(registry):
+        return sorted(
+            line
+            for line in generate_latest(registry).decode().splitlines()
+            if not line.startswith("#") and "_created" not in line
+        )
+
+    assert samples(tallied) == samples(observed)
+
+
+def test_json_access_line_has_the_fields_of_every_other_line(config, db):
+    # Production writes the access line through a chain of its own: it must
+    # still be one JSON object a line, with the request id and a UTC timestamp.
+    import io
+    import json
+    from dataclasses import replace
+    from datetime import datetime
+
+    from service.logs import access_logger
+    from service.middleware import RequestContext
+    from service.resources import Health
+
+    out = io.BytesIO()
+    app = falcon.App(
+        middleware=[RequestContext(db, access_logger(replace(config, log_json=True), out))]
+    )
+    app.add_route("/healthz", Health())
+    client = testing.TestClient(app)
+    client.simulate_get("/healthz", headers={"X-Request-ID": "req-7"})
+    client.simulate_get("/nope")
+    first, second = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert first["event"] == "request_handled"
+    assert first["level"] == "info"
+    assert first["request_id"] == "req-7"
+    assert (first["method"], first["route"], first["status"]) == ("GET", "/healthz", 200)
+    assert first["timestamp"].endswith("Z")
+    assert datetime.fromisoformat(first["timestamp"]).tzinfo is not None
+    assert second["status"] == 404
+    assert second["request_id"] != "req-7"

@@ -143,3 +143,22 @@ def test_worker_deletes_stale_buckets_only(limited, db, sql):
     assert [row[0] for row in sql.execute("SELECT client FROM rate_limits").fetchall()] == [
         "192.0.2.71"
     ]
+
+
+def test_a_take_rewrites_the_bucket_in_place(sql):
+    # Every limited request updates its bucket: were those updates not HOT,
+    # each would leave a dead entry in the indexes until the next vacuum, and
+    # takes would slow down as the table bloated under load. (now() is fixed
+    # within a transaction, so the bucket is aged by hand between takes.)
+    with sql.transaction():
+        sql.execute("SELECT rate_limit_take('create', '192.0.2.9', 10, 1)")
+        for _ in range(4):
+            sql.execute("UPDATE rate_limits SET updated_at = updated_at - interval '1 minute'")
+            sql.execute("SELECT rate_limit_take('create', '192.0.2.9', 10, 1)")
+        updated, hot = sql.execute(
+            "SELECT pg_stat_get_xact_tuples_updated(oid),"
+            "       pg_stat_get_xact_tuples_hot_updated(oid)"
+            "  FROM pg_class WHERE oid = 'rate_limits'::regclass"
+        ).fetchone()
+    assert updated == 8
+    assert hot == updated
