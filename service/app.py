@@ -10,7 +10,7 @@ from service import metrics, problems, resources
 from service.config import Config
 from service.db import Database
 from service.errors import ServiceError
-from service.logs import access_logger, configure_logging
+from service.logs import AccessLog, configure_logging
 from service.middleware import MissLimits, RequestContext
 from service.openapi import build_openapi
 from service.ratelimit import RateLimiter
@@ -36,7 +36,7 @@ def create_app(config: Config | None = None, *, db: Database | None = None) -> f
     db = db or Database.from_config(config)
 
     limiter = RateLimiter(db, config)
-    middleware: list[object] = [RequestContext(db, access_logger(config))]
+    middleware: list[object] = [RequestContext(db, AccessLog(config))]
     if limiter.enabled:
         middleware.append(MissLimits(limiter))
     app = App(db, middleware=middleware)

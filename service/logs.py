@@ -5,8 +5,9 @@ readable lines in a terminal. Request ids come from context variables."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
-from datetime import UTC, datetime
+import time
 from typing import Any, BinaryIO
 
 import orjson
@@ -78,28 +79,48 @@ def configure_logging(config: Config) -> None:
     )
 
 
-def _access_line(logger: Any, method_name: str, event: dict[str, Any]) -> bytes:
-    # The whole chain of an access line in one step: the caller passes the
-    # request id, so no context variables are merged.
-    event["level"] = method_name
-    event["timestamp"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-    return orjson.dumps(event, default=repr)
+class AccessLog:
+    """Writes the one line a request logs when it ends, as JSON: the same
+    fields as every structlog line (event, level, timestamp, request id) plus
+    the request's.
 
-
-def access_logger(config: Config, file: BinaryIO | None = None) -> Any:
-    """The logger of the one line a request writes when it ends.
-
-    In JSON mode it is a structlog logger of its own with the shortest chain
-    that gives the same line as any other (event, level, timestamp, request id
-    and fields): the general chain costs several times more, and this line is
-    written once per request. Its caller passes `request_id` itself. Elsewhere
-    it is the service's usual logger, readable and capturable in tests.
+    In production it bypasses structlog's chain, which costs twice what
+    rendering the line does, and writes each line with one `os.write`: this
+    line is written once per request, more often than all the others together.
+    Elsewhere (a terminal, tests) it goes through structlog, readable and
+    capturable.
     """
-    if not config.json_logs:
-        return structlog.get_logger("service.access")
-    level = logging.getLevelNamesMapping()[config.log_level]
-    wrapper: Any = structlog.make_filtering_bound_logger(level)
-    return wrapper(structlog.BytesLogger(file or sys.stderr.buffer), [_access_line], {})
+
+    def __init__(self, config: Config, file: BinaryIO | None = None) -> None:
+        self.enabled = logging.getLevelNamesMapping()[config.log_level] <= logging.INFO
+        self._file = file or sys.stderr  # held, so that its descriptor stays open
+        self._fd = self._file.fileno() if config.json_logs else None
+        self._logger = structlog.get_logger("service.access")
+        self._second = -1
+        self._stamp = ""
+
+    def write(self, **fields: Any) -> None:
+        if not self.enabled:
+            return
+        if self._fd is None:
+            self._logger.info("request_handled", **fields)
+            return
+        fields["event"] = "request_handled"
+        fields["level"] = "info"
+        fields["timestamp"] = self._timestamp()
+        line = orjson.dumps(fields, default=repr, option=orjson.OPT_APPEND_NEWLINE)
+        while line:  # a line is one write unless the kernel takes it in parts
+            line = line[os.write(self._fd, line) :]
+
+    def _timestamp(self) -> str:
+        # structlog's ISO format (UTC, microseconds, "Z"); the part up to the
+        # second is formatted once a second.
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        return f"{self._stamp}.{int((now - second) * 1_000_000):06d}Z"
 
 
 class GunicornLogger(glogging.Logger):

@@ -3,6 +3,7 @@ headers every response carries."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import time
@@ -14,6 +15,7 @@ import structlog
 from service import metrics
 from service.db import Database
 from service.errors import RateLimited
+from service.logs import AccessLog
 from service.problems import render_service_error
 from service.ratelimit import RateLimiter
 
@@ -27,21 +29,38 @@ _POOL_SAMPLE_SECONDS = 1.0
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
+class RequestIds:
+    """Ids for requests that bring none: 16 random hex digits per process, then
+    16 of a counter. Unique without a system call per request (os.urandom is
+    one); an id names a request in logs and is no secret."""
+
+    def __init__(self) -> None:
+        self._reset()
+        # A forked worker must not repeat its parent's ids.
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._prefix = os.urandom(8).hex()
+        self._counter = itertools.count()
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._counter):016x}"
+
+
 class RequestContext:
     """Binds a request id to every log line of a request, echoes it back,
     writes one access line and the request metrics when the request ends."""
 
-    def __init__(self, db: Database | None = None, access_log: Any = None) -> None:
+    def __init__(self, db: Database | None, access_log: AccessLog) -> None:
         self.db = db
-        self.access_log = access_log or structlog.get_logger("service.access")
+        self.access_log = access_log
+        self.ids = RequestIds()
         self._pool_sampled_at = 0.0
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.started = time.perf_counter()
         incoming = req.get_header("X-Request-ID")
-        request_id = (
-            incoming if incoming and _REQUEST_ID.fullmatch(incoming) else os.urandom(16).hex()
-        )
+        request_id = incoming if incoming and _REQUEST_ID.fullmatch(incoming) else self.ids.next()
         req.context.request_id = request_id
         # Every other line of the request carries the id too; reset at its end.
         req.context.log_context = structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -57,10 +76,8 @@ class RequestContext:
         status = resp.status_code
         method = req.method if req.method in _KNOWN_METHODS else "OTHER"
         metrics.record_request(route, method, status, duration)
-        request_id = getattr(req.context, "request_id", None)
-        self.access_log.info(
-            "request_handled",
-            request_id=request_id,
+        self.access_log.write(
+            request_id=getattr(req.context, "request_id", None),
             method=req.method,
             route=route,
             status=status,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import falcon
@@ -252,27 +253,27 @@ def test_request_tally_adds_up_to_what_observing_each_request_would():
     assert samples(tallied) == samples(observed)
 
 
-def test_json_access_line_has_the_fields_of_every_other_line(config, db):
+def test_json_access_line_has_the_fields_of_every_other_line(config, db, tmp_path):
     # Production writes the access line through a chain of its own: it must
     # still be one JSON object a line, with the request id and a UTC timestamp.
-    import io
     import json
     from dataclasses import replace
     from datetime import datetime
 
-    from service.logs import access_logger
+    from service.logs import AccessLog
     from service.middleware import RequestContext
     from service.resources import Health
 
-    out = io.BytesIO()
-    app = falcon.App(
-        middleware=[RequestContext(db, access_logger(replace(config, log_json=True), out))]
-    )
-    app.add_route("/healthz", Health())
-    client = testing.TestClient(app)
-    client.simulate_get("/healthz", headers={"X-Request-ID": "req-7"})
-    client.simulate_get("/nope")
-    first, second = [json.loads(line) for line in out.getvalue().splitlines()]
+    path = tmp_path / "access.log"
+    with path.open("wb") as out:
+        app = falcon.App(
+            middleware=[RequestContext(db, AccessLog(replace(config, log_json=True), out))]
+        )
+        app.add_route("/healthz", Health())
+        client = testing.TestClient(app)
+        client.simulate_get("/healthz", headers={"X-Request-ID": "req-7"})
+        client.simulate_get("/nope")
+    first, second = [json.loads(line) for line in path.read_bytes().splitlines()]
     assert first["event"] == "request_handled"
     assert first["level"] == "info"
     assert first["request_id"] == "req-7"
@@ -281,3 +282,37 @@ def test_json_access_line_has_the_fields_of_every_other_line(config, db):
     assert datetime.fromisoformat(first["timestamp"]).tzinfo is not None
     assert second["status"] == 404
     assert second["request_id"] != "req-7"
+
+
+def test_generated_request_ids_differ_between_requests_and_processes():
+    import os
+
+    from service.middleware import RequestIds
+
+    ids = RequestIds()
+    made = {ids.next() for _ in range(1000)}
+    assert len(made) == 1000
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: what a gunicorn worker forked after the parent made ids
+        os.write(write, ids.next().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child_id = os.read(read, 64).decode()
+    os.close(read)
+    os.close(write)
+    assert re.fullmatch(r"[0-9a-f]{32}", child_id)
+    assert child_id not in made
+    assert child_id[:16] != ids.next()[:16]
+
+
+def test_access_lines_follow_the_log_level(config, tmp_path):
+    from dataclasses import replace
+
+    from service.logs import AccessLog
+
+    path = tmp_path / "access.log"
+    with path.open("wb") as out:
+        AccessLog(replace(config, log_json=True, log_level="WARNING"), out).write(status=200)
+        AccessLog(replace(config, log_json=True, log_level="INFO"), out).write(status=201)
+    assert [json.loads(line)["status"] for line in path.read_bytes().splitlines()] == [201]
