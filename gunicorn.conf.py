@@ -11,6 +11,7 @@ import tempfile
 
 from gunicorn import util as gunicorn_util
 
+from service import workers as workers_module
 from service.config import Config
 from service.logs import configure_logging
 from service.problems import write_gunicorn_error
@@ -44,6 +45,11 @@ if _own_metrics_dir:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="pastebin-metrics-")
 
 
+def pre_fork(server, worker):
+    # BalancedThreadWorker's share of the connection counts (service/workers.py).
+    worker.load_slot = workers_module.claim_slot()
+
+
 def post_fork(server, worker):
     configure_logging(_config)
 
@@ -58,6 +64,7 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+    workers_module.release_slot(getattr(worker, "load_slot", None))
 
 
 def on_exit(server):

@@ -97,7 +97,7 @@ class Config:
     # gthread caps what it drains of a refused request body (64 KiB, with a
     # deadline) where gevent reads it all. 8 threads keep creates waiting on
     # the commit flush in flight together.
-    web_worker_class: str = _env("GUNICORN_WORKER_CLASS", "gthread")
+    web_worker_class: str = _env("GUNICORN_WORKER_CLASS", "service.workers.BalancedThreadWorker")
     web_threads: int = _env("GUNICORN_THREADS", 8, _positive_int)
     # Connections one process holds at once (gevent/gthread); past it, it stops accepting.
     web_worker_connections: int = _env("WEB_WORKER_CONNECTIONS", 256, _positive_int)
