@@ -27,7 +27,8 @@ class _PasteResource:
         self.cursor_key = config.secret_key.encode("utf-8")
 
     def _base(self, req: falcon.Request) -> str:
-        return views.base_url(self.config.public_base_url, req.prefix)
+        # req.prefix is computed on access: only when PUBLIC_BASE_URL is unset.
+        return self.config.public_base_url or views.base_url(None, req.prefix)
 
 
 def _send_json(resp: falcon.Response, document: Any) -> None:
@@ -46,6 +47,13 @@ def _cache_control(resp: falcon.Response, paste: Paste) -> None:
     else:
         value = f"public, max-age={domain.cache_max_age(paste.expires_at, domain.utc_now())}"
     resp.set_header("Cache-Control", value)
+
+
+def _prefers_text(accept: str | None, req: falcon.Request) -> bool:
+    """Whether the create's reply should be the plain-text link (else JSON)."""
+    if accept is None or accept in ("*/*", JSON):  # most clients: no negotiation to do
+        return False
+    return req.client_prefers([JSON, "text/plain"]) == "text/plain"
 
 
 class PasteCollection(_PasteResource):
@@ -67,8 +75,8 @@ class PasteCollection(_PasteResource):
         resp.status = falcon.HTTP_201
         # Set verbatim, so the header is exactly the body's `url`.
         resp.set_header("Location", url)
-        resp.cache_control = ["no-store"]
-        if req.client_prefers([JSON, "text/plain"]) == "text/plain":
+        resp.set_header("Cache-Control", "no-store")
+        if _prefers_text(req.get_header("Accept"), req):
             resp.set_header("X-Delete-Token", created.delete_token)
             resp.content_type = TEXT
             resp.data = f"{url}/raw\n".encode()
