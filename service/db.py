@@ -114,13 +114,19 @@ class Database:
         replace them, and the next one is taken at once: the pool's own check
         would back off between dead connections as if the server were down.
         """
-        deadline = time.monotonic() + (self.pool.timeout if timeout is None else timeout)
-        for _ in range(self.pool.max_size + 1):
+        wait = self.pool.timeout if timeout is None else timeout
+        conn = self.pool.getconn(timeout=wait)
+        if not is_dead(conn):  # nearly always: no clock reads on this path
+            return conn
+        deadline = time.monotonic() + wait
+        for _ in range(self.pool.max_size):
+            conn.close()
+            self.pool.putconn(conn)
             conn = self.pool.getconn(timeout=max(0.0, deadline - time.monotonic()))
             if not is_dead(conn):
                 return conn
-            conn.close()
-            self.pool.putconn(conn)
+        conn.close()
+        self.pool.putconn(conn)
         raise PoolTimeout("no live connection in the pool")
 
     @contextmanager

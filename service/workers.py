@@ -29,6 +29,8 @@ _MAX_WORKERS = 256
 
 # Made in the arbiter before it forks, so every worker sees the same memory.
 _loads: Any = multiprocessing.RawArray("i", [FREE] * _MAX_WORKERS)
+# Slots in use are all below this: workers read that many, not all of them.
+_slots_used: Any = multiprocessing.RawValue("i", 0)
 
 
 def claim_slot() -> int | None:
@@ -36,6 +38,7 @@ def claim_slot() -> int | None:
     for slot in range(_MAX_WORKERS):
         if _loads[slot] == FREE:
             _loads[slot] = 0
+            _slots_used.value = max(_slots_used.value, slot + 1)
             return slot
     return None  # more workers than slots: those accept as plain gthread does
 
@@ -53,6 +56,7 @@ class BalancedThreadWorker(ThreadWorker):
         self._held = 0
         self.load_slot: int | None = None  # set by the pre_fork hook
         super().__init__(*args, **kwargs)
+        self._limit: int = self.cfg.worker_connections
 
     # gthread counts its connections in `nr_conns` and accepts while
     # `nr_conns < worker_connections`, checking before every wait for events.
@@ -69,10 +73,11 @@ class BalancedThreadWorker(ThreadWorker):
 
     @property
     def worker_connections(self) -> int:
-        limit: int = self.cfg.worker_connections
+        limit = self._limit
         if self.load_slot is None:
             return limit
-        fewest = min((held for held in _loads if held != FREE), default=0)
+        # gthread asks before every wait for events: a slice is one C call.
+        fewest = min((held for held in _loads[: _slots_used.value] if held != FREE), default=0)
         return min(limit, fewest + SLACK + 1)
 
     @worker_connections.setter
