@@ -107,6 +107,13 @@ def insert_live(
             """,
             {"first": first_id, "count": count, "size": content_bytes, "visibility": visibility},
         )
+    settle(db_url)
+
+
+def settle(db_url: str) -> None:
+    """Vacuum, analyze and checkpoint now, after a load of rows, so that the
+    next measurement does not share the machine with autovacuum or pay for the
+    load's checkpoint."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE pastes")
-        # A checkpoint now, so the next measurement does not pay for this load's.
         conn.execute("CHECKPOINT")

@@ -30,9 +30,8 @@ from service.queries import load_queries
 
 
 def backlog_left(conn: psycopg.Connection) -> bool:
-    return conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM pastes WHERE expires_at <= now())"
-    ).fetchone()[0]
+    row = conn.execute("SELECT EXISTS (SELECT 1 FROM pastes WHERE expires_at <= now())").fetchone()
+    return bool(row and row[0])
 
 
 def run_workers(db_url: str, workers: int, batch: int, timeout: float) -> float:

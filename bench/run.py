@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import dataset, loadgen, purge, report
 from bench.ceilings import statement
-from bench.common import ROOT, insert_live, scratch_database, seed_expired, server_url
+from bench.common import ROOT, insert_live, scratch_database, seed_expired, server_url, settle
 from bench.procs import (
     Bounded,
     PostgresProbe,
@@ -161,6 +161,16 @@ def _settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Sett
     return settings
 
 
+Step = tuple[str, Server, loadgen.Workload]
+
+
+def in_turn(steps: list[Step], run: int) -> list[Step]:
+    """The runs of one round, each figure next to the ceiling it is compared
+    with, in reverse order every other round: this machine's speed drifts over
+    minutes, and a fixed order hands the drift to whichever always comes first."""
+    return steps if run % 2 == 0 else steps[::-1]
+
+
 class Harness:
     """One benchmark: the servers, the data, every measurement and its result."""
 
@@ -218,6 +228,7 @@ class Harness:
         started = time.perf_counter()
         ids = dataset.create_pastes("127.0.0.1", service.port, self.s.seed_pastes)
         dataset.write_ids(self.ids_file, ids[:READ_IDS])
+        settle(self.db_url)  # else autovacuum of the new rows overlaps the first run
         seconds = time.perf_counter() - started
         self.notes["seeded"] = {"pastes": len(ids), "seconds": round(seconds, 2)}
         print(f"bench: seeded {len(ids):,} pastes through the API in {seconds:.1f} s", flush=True)
@@ -231,14 +242,19 @@ class Harness:
                 http = stack.enter_context(self.server("ceiling-http", "bench.ceilings:http_app()"))
                 read = stack.enter_context(self.server("ceiling-read", "bench.ceilings:read_app()"))
                 self.pgbench_database()
+            json = self.workload(JSON, self.ids_file)
             for run in range(self.s.runs):
-                self.http("read-raw", service, raw, run)
+                steps: list[Step] = [("read-raw", service, raw)]
                 if http and read:
-                    self.http("ceiling-http", http, raw, run)
-                    self.http("ceiling-read", read, raw, run)
-                    self.pgbench("db-read", self.read_script(), [], run)
+                    steps.append(("ceiling-read", read, raw))
                 if "read-json" in wanted:
-                    self.http("read-json", service, self.workload(JSON, self.ids_file), run)
+                    steps.append(("read-json", service, json))
+                if http and read:
+                    steps.append(("ceiling-http", http, raw))
+                for name, server, workload in in_turn(steps, run):
+                    self.http(name, server, workload, run)
+                if http and read:
+                    self.pgbench("db-read", self.read_script(), [], run)
 
     def listing(self, service: Server) -> None:
         limit, depth = self.s.list_limit, self.s.list_depth
@@ -258,11 +274,14 @@ class Harness:
         with self.server("ceiling-insert", "bench.ceilings:insert_app()") as insert:
             self.pgbench_database()
             for run in range(self.s.runs):
+                steps: list[Step] = []
                 if "mixed" in wanted:
-                    self.http("mixed", service, mixed, run)
+                    steps.append(("mixed", service, mixed))
                 if "create" in wanted:
-                    self.http("create", service, create, run)
-                self.http("ceiling-insert", insert, create, run)
+                    steps.append(("create", service, create))
+                steps.append(("ceiling-insert", insert, create))
+                for name, server, workload in in_turn(steps, run):
+                    self.http(name, server, workload, run)
                 script = loadgen.pgbench_insert_script(statement("insert_paste"))
                 self.pgbench("db-insert", script, loadgen.pgbench_insert_defines(self.content), run)
 
