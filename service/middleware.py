@@ -10,12 +10,11 @@ import time
 from typing import Any
 
 import falcon
-import structlog
 
 from service import metrics
 from service.db import Database
 from service.errors import RateLimited
-from service.logs import AccessLog
+from service.logs import REQUEST_ID, AccessLog
 from service.problems import render_service_error
 from service.ratelimit import RateLimiter
 
@@ -63,7 +62,7 @@ class RequestContext:
         request_id = incoming if incoming and _REQUEST_ID.fullmatch(incoming) else self.ids.next()
         req.context.request_id = request_id
         # Every other line of the request carries the id too; reset at its end.
-        req.context.log_context = structlog.contextvars.bind_contextvars(request_id=request_id)
+        req.context.log_context = REQUEST_ID.set(request_id)
         resp.set_header("X-Request-ID", request_id)
         resp.set_header("X-Content-Type-Options", "nosniff")
 
@@ -86,7 +85,7 @@ class RequestContext:
         self._sample_pool()
         log_context = getattr(req.context, "log_context", None)
         if log_context is not None:
-            structlog.contextvars.reset_contextvars(**log_context)
+            REQUEST_ID.reset(log_context)
 
     def _sample_pool(self) -> None:
         now = time.monotonic()

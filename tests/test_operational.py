@@ -8,12 +8,12 @@ import re
 import falcon
 import pytest
 from falcon import testing
-from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
 from service.app import create_app
 from service.config import Config
 from service.db import Database
+from service.logs import add_request_id
 from tests.conftest import assert_problem
 
 
@@ -127,7 +127,7 @@ def test_every_response_has_nosniff(client, create):
 
 def test_access_log_line_carries_request_id_route_template_and_status(client, create):
     paste_id = create("secret content")["id"]
-    with capture_logs(processors=[merge_contextvars]) as logs:
+    with capture_logs(processors=[add_request_id]) as logs:
         client.simulate_get(f"/api/v1/pastes/{paste_id}", headers={"X-Request-ID": "req-42"})
     (line,) = [entry for entry in logs if entry["event"] == "request_handled"]
     assert line["request_id"] == "req-42"
@@ -147,7 +147,7 @@ def test_unexpected_errors_are_500_problems_logged_with_the_request_id(config, d
 
     app.add_route("/broken", Broken())
     client = testing.TestClient(app)
-    with capture_logs(processors=[merge_contextvars]) as logs:
+    with capture_logs(processors=[add_request_id]) as logs:
         result = client.simulate_get("/broken", headers={"X-Request-ID": "req-500"})
     document = assert_problem(result, 500)
     assert "hunter2" not in result.text
