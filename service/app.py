@@ -17,14 +17,18 @@ from service.ratelimit import RateLimiter
 
 
 class App(falcon.App):
-    """A Falcon app that owns its database handle and closes it on `close()`."""
+    """A Falcon app that owns its database handle and access log, and closes
+    them on `close()`."""
 
-    def __init__(self, db: Database, **options: Any) -> None:
+    def __init__(self, db: Database, access_log: AccessLog, **options: Any) -> None:
         super().__init__(**options)
         self.db = db
+        self.access_log = access_log
 
     def close(self) -> None:
-        metrics.flush()  # this process's last second of requests
+        # This process's last fraction of a second of access lines and metrics.
+        self.access_log.flush()
+        metrics.flush()
         self.db.close()
 
 
@@ -36,10 +40,11 @@ def create_app(config: Config | None = None, *, db: Database | None = None) -> f
     db = db or Database.from_config(config)
 
     limiter = RateLimiter(db, config)
-    middleware: list[object] = [RequestContext(db, AccessLog(config))]
+    access_log = AccessLog(config)
+    middleware: list[object] = [RequestContext(db, access_log)]
     if limiter.enabled:
         middleware.append(MissLimits(limiter))
-    app = App(db, middleware=middleware)
+    app = App(db, access_log, middleware=middleware)
     app.req_options.keep_blank_qs_values = True
     app.req_options.auto_parse_qs_csv = False
     app.set_error_serializer(problems.serialize_http_error)

@@ -4,9 +4,11 @@ readable lines in a terminal. Request ids come from context variables."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
+import threading
 import time
 from contextvars import ContextVar
 from typing import Any, BinaryIO
@@ -100,11 +102,17 @@ class AccessLog:
     the request's.
 
     In production it bypasses structlog's chain, which costs twice what
-    rendering the line does, and writes each line with one `os.write`: this
-    line is written once per request, more often than all the others together.
-    Elsewhere (a terminal, tests) it goes through structlog, readable and
-    capturable.
+    rendering the line does, and the lines are written in batches, by a thread
+    of their own, at most FLUSH_SECONDS after their requests end (and at once
+    when a process closes its app): a write per request was a system call, and
+    a hand-over of the GIL, more per request. A process killed outright loses
+    at most that last fraction of a second of access lines; every other line
+    is written at once. Elsewhere (a terminal, tests) it goes through
+    structlog, readable and capturable.
     """
+
+    FLUSH_SECONDS = 0.2
+    _MAX_PENDING = 512  # lines: past this a request writes them itself
 
     def __init__(self, config: Config, file: BinaryIO | None = None) -> None:
         self.enabled = logging.getLevelNamesMapping()[config.log_level] <= logging.INFO
@@ -113,6 +121,11 @@ class AccessLog:
         self._logger = structlog.get_logger("service.access")
         self._second = -1
         self._stamp = ""
+        self._lock = threading.Lock()
+        self._pending: list[bytes] = []
+        self._writer_started = False
+        # A forked process starts with no writer thread and no lines of its own.
+        os.register_at_fork(after_in_child=self._forget_writer)
 
     def write(self, **fields: Any) -> None:
         if not self.enabled:
@@ -124,8 +137,40 @@ class AccessLog:
         fields["level"] = "info"
         fields["timestamp"] = self._timestamp()
         line = orjson.dumps(fields, default=repr, option=orjson.OPT_APPEND_NEWLINE)
-        while line:  # a line is one write unless the kernel takes it in parts
-            line = line[os.write(self._fd, line) :]
+        with self._lock:
+            self._pending.append(line)
+            full = len(self._pending) >= self._MAX_PENDING
+        if full:
+            self.flush()
+        elif not self._writer_started:
+            self._start_writer()
+
+    def flush(self) -> None:
+        """Write the pending lines now."""
+        with self._lock:
+            lines, self._pending = self._pending, []
+        if lines and self._fd is not None:
+            data = b"".join(lines)
+            while data:  # the kernel may take a large write in parts
+                data = data[os.write(self._fd, data) :]
+
+    def _start_writer(self) -> None:
+        with self._lock:
+            if self._writer_started:
+                return
+            self._writer_started = True
+        threading.Thread(target=self._write_forever, name="access-log", daemon=True).start()
+
+    def _write_forever(self) -> None:
+        while True:
+            time.sleep(self.FLUSH_SECONDS)
+            with contextlib.suppress(OSError):  # stderr gone: nothing to tell it with
+                self.flush()
+
+    def _forget_writer(self) -> None:
+        self._lock = threading.Lock()
+        self._pending = []
+        self._writer_started = False
 
     def _timestamp(self) -> str:
         # structlog's ISO format (UTC, microseconds, "Z"); the part up to the

@@ -15,6 +15,7 @@ from service.config import Config
 from service.db import Database
 from service.logs import add_request_id
 from tests.conftest import assert_problem
+from tests.waiting import wait_for
 
 
 def unreachable_app(retry_after: int = 2) -> tuple[testing.TestClient, Database]:
@@ -266,13 +267,14 @@ def test_json_access_line_has_the_fields_of_every_other_line(config, db, tmp_pat
 
     path = tmp_path / "access.log"
     with path.open("wb") as out:
-        app = falcon.App(
-            middleware=[RequestContext(db, AccessLog(replace(config, log_json=True), out))]
-        )
+        access_log = AccessLog(replace(config, log_json=True), out)
+        app = falcon.App(middleware=[RequestContext(db, access_log)])
         app.add_route("/healthz", Health())
         client = testing.TestClient(app)
         client.simulate_get("/healthz", headers={"X-Request-ID": "req-7"})
         client.simulate_get("/nope")
+        # Lines are written in batches, within AccessLog.FLUSH_SECONDS.
+        assert wait_for(lambda: len(path.read_bytes().splitlines()) == 2, timeout=5)
     first, second = [json.loads(line) for line in path.read_bytes().splitlines()]
     assert first["event"] == "request_handled"
     assert first["level"] == "info"
@@ -313,6 +315,8 @@ def test_access_lines_follow_the_log_level(config, tmp_path):
 
     path = tmp_path / "access.log"
     with path.open("wb") as out:
-        AccessLog(replace(config, log_json=True, log_level="WARNING"), out).write(status=200)
-        AccessLog(replace(config, log_json=True, log_level="INFO"), out).write(status=201)
+        for level, status in (("WARNING", 200), ("INFO", 201)):
+            access_log = AccessLog(replace(config, log_json=True, log_level=level), out)
+            access_log.write(status=status)
+            access_log.flush()
     assert [json.loads(line)["status"] for line in path.read_bytes().splitlines()] == [201]
