@@ -512,7 +512,7 @@ class Harness:
         return {
             "meta": self.meta(started),
             "medians": medians,
-            "ratios": report.ratios(medians, purge_medians),
+            "ratios": report.ratios(medians, purge_medians, self.runs),
             "purge": {"medians": purge_medians, "runs": self.purge_results},
             "runs": self.runs,
             "notes": self.notes,
