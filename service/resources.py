@@ -49,9 +49,9 @@ def _cache_control(resp: falcon.Response, paste: Paste) -> None:
     resp.set_header("Cache-Control", value)
 
 
-def _prefers_text(accept: str | None, req: falcon.Request) -> bool:
+def _prefers_text(req: falcon.Request) -> bool:
     """Whether the create's reply should be the plain-text link (else JSON)."""
-    if accept is None or accept in ("*/*", JSON):  # most clients: no negotiation to do
+    if req.get_header("Accept") in (None, "*/*", JSON):  # most clients: nothing to negotiate
         return False
     return req.client_prefers([JSON, "text/plain"]) == "text/plain"
 
@@ -76,7 +76,7 @@ class PasteCollection(_PasteResource):
         # Set verbatim, so the header is exactly the body's `url`.
         resp.set_header("Location", url)
         resp.set_header("Cache-Control", "no-store")
-        if _prefers_text(req.get_header("Accept"), req):
+        if _prefers_text(req):
             resp.set_header("X-Delete-Token", created.delete_token)
             resp.content_type = TEXT
             resp.data = f"{url}/raw\n".encode()

@@ -5,9 +5,9 @@ Every worker polls the one listening socket and whichever calls accept()
 first takes the connection, so a burst of connections (a load balancer's or
 reverse proxy's keep-alive pool, a benchmark's clients) often lands mostly on
 one process. Those connections then stay there: that process is saturated
-while the other idles. Measured with 64 keep-alive connections on 2 workers,
-the busier worker held up to all of them in some runs, at 40 % less
-throughput.
+while the other idles. In one benchmark round with 64 keep-alive connections
+on 2 plain gthread workers, one worker held nearly all of them and the round
+served 60 % fewer requests than the round before.
 
 Here each worker publishes how many connections it holds in memory shared by
 the arbiter and its workers, and polls the listening socket only while it
