@@ -5,6 +5,7 @@ processes and threads):
     gunicorn -c gunicorn.conf.py 'bench.ceilings:http_app()'    # constant 1 KiB body
     gunicorn -c gunicorn.conf.py 'bench.ceilings:read_app()'    # read_paste, nothing else
     gunicorn -c gunicorn.conf.py 'bench.ceilings:insert_app()'  # insert_paste, nothing else
+    gunicorn -c gunicorn.conf.py 'bench.ceilings:mixed_app()'   # both, on one pool
 
 The database apps take DATABASE_URL and the pool sizes from the service's
 Config, run exactly one prepared statement of sql/pastes.sql per request
@@ -127,6 +128,17 @@ def read_app() -> falcon.App:
     pool = _pool(Config.from_env())
     app = _with_health(_App(pool))
     read = _Read(pool)
+    app.add_route("/api/v1/pastes/{paste_id}", read)
+    app.add_route("/api/v1/pastes/{paste_id}/raw", read)
+    return app
+
+
+def mixed_app() -> falcon.App:
+    """Both: the reads and the insert on one pool, for the mixed scenario."""
+    pool = _pool(Config.from_env())
+    app = _with_health(_App(pool))
+    read = _Read(pool)
+    app.add_route("/api/v1/pastes", _Insert(pool))
     app.add_route("/api/v1/pastes/{paste_id}", read)
     app.add_route("/api/v1/pastes/{paste_id}/raw", read)
     return app
