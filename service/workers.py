@@ -12,7 +12,10 @@ served 60 % fewer requests than the round before.
 Here each worker publishes how many connections it holds in memory shared by
 the arbiter and its workers, and polls the listening socket only while it
 holds at most SLACK more than the least loaded worker. The least loaded
-worker always accepts, so no connection waits for long.
+worker always accepts, so no connection waits for long. It relies on gunicorn
+27's gthread, which past the limit stops polling the listening socket only, and
+keeps serving the connections it holds (older releases stopped polling those
+too): pyproject.toml pins gunicorn 27.
 """
 
 from __future__ import annotations
