@@ -17,6 +17,7 @@ import orjson
 import structlog
 from gunicorn import glogging
 
+from service.background import Periodic
 from service.config import Config
 
 # The id of the request this thread is handling: every line logged meanwhile
@@ -123,9 +124,9 @@ class AccessLog:
         self._stamp = ""
         self._lock = threading.Lock()
         self._pending: list[bytes] = []
-        self._writer_started = False
-        # A forked process starts with no writer thread and no lines of its own.
-        os.register_at_fork(after_in_child=self._forget_writer)
+        self._writer = Periodic(self._flush_quietly, self.FLUSH_SECONDS, "access-log")
+        # A forked process starts with no lines of its own.
+        os.register_at_fork(after_in_child=self._forget_pending)
 
     def write(self, **fields: Any) -> None:
         if not self.enabled:
@@ -142,8 +143,8 @@ class AccessLog:
             full = len(self._pending) >= self._MAX_PENDING
         if full:
             self.flush()
-        elif not self._writer_started:
-            self._start_writer()
+        elif not self._writer.started:
+            self._writer.start()
 
     def flush(self) -> None:
         """Write the pending lines now."""
@@ -154,23 +155,13 @@ class AccessLog:
             while data:  # the kernel may take a large write in parts
                 data = data[os.write(self._fd, data) :]
 
-    def _start_writer(self) -> None:
-        with self._lock:
-            if self._writer_started:
-                return
-            self._writer_started = True
-        threading.Thread(target=self._write_forever, name="access-log", daemon=True).start()
+    def _flush_quietly(self) -> None:
+        with contextlib.suppress(OSError):  # stderr gone: nothing to tell it with
+            self.flush()
 
-    def _write_forever(self) -> None:
-        while True:
-            time.sleep(self.FLUSH_SECONDS)
-            with contextlib.suppress(OSError):  # stderr gone: nothing to tell it with
-                self.flush()
-
-    def _forget_writer(self) -> None:
+    def _forget_pending(self) -> None:
         self._lock = threading.Lock()
         self._pending = []
-        self._writer_started = False
 
     def _timestamp(self) -> str:
         # structlog's ISO format (UTC, microseconds, "Z"); the part up to the

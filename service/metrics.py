@@ -11,7 +11,6 @@ import bisect
 import functools
 import os
 import threading
-import time
 from typing import Any
 
 from prometheus_client import (
@@ -24,6 +23,8 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import multiprocess as prometheus_multiprocess
+
+from service.background import Periodic
 
 REQUESTS = Counter(
     "pastebin_http_requests_total",
@@ -68,9 +69,9 @@ class RequestTally:
     lock, asks the kernel for the pid and writes the shared file; with three
     per request (count, latency sum, latency bucket) and a per-route counter,
     that was 9 % of a raw read's instructions in the service's own process.
-    Summing here costs a dict update; a scrape
-    sees this process's requests at once (`flush` runs first) and the other
-    processes' within FLUSH_SECONDS (their flusher threads).
+    Summing here costs a dict update; a scrape sees this process's requests
+    at once (`flush` runs first) and the other processes' within FLUSH_SECONDS
+    (their flusher threads).
     """
 
     def __init__(self, counter: Counter, histogram: Histogram, buckets: tuple[float, ...]):
@@ -81,9 +82,10 @@ class RequestTally:
         # (route, method, status) -> count; (route, method) -> [per bucket…, +Inf, sum]
         self._counts: dict[tuple[str, str, int], int] = {}
         self._latencies: dict[tuple[str, str], list[float]] = {}
-        self._flusher_started = False
-        # A forked child (a gunicorn worker) has no flusher thread of its own yet.
-        os.register_at_fork(after_in_child=self._forget_flusher)
+        # One thread per process, so that an idle worker's last requests show too.
+        self._flusher = Periodic(self.flush, FLUSH_SECONDS, "metrics-flush")
+        # A forked child's counts are the parent's to flush, not its own.
+        os.register_at_fork(after_in_child=self._forget_pending)
 
     def add(self, route: str, method: str, status: int, seconds: float) -> None:
         # A bucket's bound is inclusive (`le`): the first bound >= seconds.
@@ -96,8 +98,8 @@ class RequestTally:
                 latency = self._latencies[route, method] = [0.0] * (len(self.buckets) + 2)
             latency[bucket] += 1
             latency[-1] += seconds
-        if not self._flusher_started:
-            self._start_flusher()
+        if not self._flusher.started:
+            self._flusher.start()
 
     def flush(self) -> None:
         """Add what was summed since the last flush to the metrics."""
@@ -115,24 +117,9 @@ class RequestTally:
                     child._buckets[bucket].inc(observed)
             child._sum.inc(latency[-1])
 
-    def _start_flusher(self) -> None:
-        # One thread per process, started in the process that records (after
-        # gunicorn's fork), so that an idle worker's last requests show too.
-        with self._lock:
-            if self._flusher_started:
-                return
-            self._flusher_started = True
-        threading.Thread(target=self._flush_forever, name="metrics-flush", daemon=True).start()
-
-    def _forget_flusher(self) -> None:
-        self._flusher_started = False
+    def _forget_pending(self) -> None:
         self._lock = threading.Lock()  # the parent's may have been held at the fork
-        self._counts, self._latencies = {}, {}  # the parent's to flush, not the child's
-
-    def _flush_forever(self) -> None:
-        while True:
-            time.sleep(FLUSH_SECONDS)
-            self.flush()
+        self._counts, self._latencies = {}, {}
 
 
 # Routes are templates and methods and statuses few, so the labelled children
