@@ -125,28 +125,26 @@ def http_app() -> falcon.App:
 
 def read_app() -> falcon.App:
     """GET /api/v1/pastes/{id}[/raw]: read_paste, the content as text."""
-    pool = _pool(Config.from_env())
-    app = _with_health(_App(pool))
-    read = _Read(pool)
-    app.add_route("/api/v1/pastes/{paste_id}", read)
-    app.add_route("/api/v1/pastes/{paste_id}/raw", read)
-    return app
+    return _database_app(reads=True)
 
 
 def mixed_app() -> falcon.App:
     """Both: the reads and the insert on one pool, for the mixed scenario."""
-    pool = _pool(Config.from_env())
-    app = _with_health(_App(pool))
-    read = _Read(pool)
-    app.add_route("/api/v1/pastes", _Insert(pool))
-    app.add_route("/api/v1/pastes/{paste_id}", read)
-    app.add_route("/api/v1/pastes/{paste_id}/raw", read)
-    return app
+    return _database_app(reads=True, insert=True)
 
 
 def insert_app() -> falcon.App:
     """POST /api/v1/pastes {"content": …}: insert_paste, its row as JSON."""
+    return _database_app(insert=True)
+
+
+def _database_app(*, reads: bool = False, insert: bool = False) -> falcon.App:
     pool = _pool(Config.from_env())
     app = _with_health(_App(pool))
-    app.add_route("/api/v1/pastes", _Insert(pool))
+    if reads:
+        read = _Read(pool)
+        app.add_route("/api/v1/pastes/{paste_id}", read)
+        app.add_route("/api/v1/pastes/{paste_id}/raw", read)
+    if insert:
+        app.add_route("/api/v1/pastes", _Insert(pool))
     return app

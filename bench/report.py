@@ -42,15 +42,6 @@ def median_run(runs: list[Run]) -> Run:
     return merged
 
 
-def blended_ceiling(medians: Mapping[str, Run], read_share: float = 0.95) -> Run | None:
-    """What the mixed scenario could reach: each request costs a read or an
-    insert at its ceiling's rate, so the rates combine harmonically."""
-    read, insert = medians.get("ceiling-read"), medians.get("ceiling-insert")
-    if not read or not insert or not read.get("rps") or not insert.get("rps"):
-        return None
-    return {"rps": 1 / (read_share / read["rps"] + (1 - read_share) / insert["rps"])}
-
-
 # Ratios of figures measured side by side in every round: a ratio is taken
 # within each round and the median of those is reported, because this
 # machine's speed drifts between rounds (the ratio of the medians is kept too).
@@ -72,8 +63,7 @@ def ratios(
     runs: Mapping[str, list[Run]] | None = None,
 ) -> list[Run]:
     rows: list[Run] = []
-    runs = dict(runs or {})
-    runs.setdefault("ceiling-mixed", blended_rounds(runs))
+    runs = runs or {}
     for figure, ceiling, label in (*CEILING_RATIOS, *SCALE_RATIOS):
         top, bottom = medians.get(figure), medians.get(ceiling)
         if top and bottom and bottom.get("rps"):
@@ -120,18 +110,6 @@ def _per_round(tops: list[Run], bottoms: list[Run], key: str) -> list[float]:
     if len(tops) != len(bottoms):
         return []
     return [t[key] / b[key] for t, b in zip(tops, bottoms, strict=True) if b.get(key)]
-
-
-def blended_rounds(runs: Mapping[str, list[Run]]) -> list[Run]:
-    """The blended mixed ceiling of each round (see blended_ceiling)."""
-    reads, inserts = runs.get("ceiling-read", []), runs.get("ceiling-insert", [])
-    if len(reads) != len(inserts):
-        return []
-    rounds = [
-        blended_ceiling({"ceiling-read": r, "ceiling-insert": i})
-        for r, i in zip(reads, inserts, strict=True)
-    ]
-    return [b for b in rounds if b]
 
 
 def write_json(path: Path, document: Mapping[str, Any]) -> None:

@@ -518,11 +518,7 @@ class Harness:
     # --- results ------------------------------------------------------------
 
     def medians(self) -> dict[str, report.Run]:
-        medians = {name: report.median_run(runs) for name, runs in self.runs.items()}
-        blended = report.blended_ceiling(medians)
-        if blended and "ceiling-mixed" not in medians:  # measured when mixed ran
-            medians["ceiling-mixed"] = blended
-        return medians
+        return {name: report.median_run(runs) for name, runs in self.runs.items()}
 
     def purge_medians(self) -> dict[str, float] | None:
         return report.median_run(self.purge_results) if self.purge_results else None
