@@ -4,13 +4,21 @@ processes and threads):
 
     gunicorn -c gunicorn.conf.py 'bench.ceilings:http_app()'    # constant 1 KiB body
     gunicorn -c gunicorn.conf.py 'bench.ceilings:read_app()'    # read_paste, nothing else
-    gunicorn -c gunicorn.conf.py 'bench.ceilings:insert_app()'  # insert_paste, nothing else
+    gunicorn -c gunicorn.conf.py 'bench.ceilings:insert_app()'  # the service's create statement
+    gunicorn -c gunicorn.conf.py 'bench.ceilings:plain_insert_app()'  # insert_paste
     gunicorn -c gunicorn.conf.py 'bench.ceilings:mixed_app()'   # both, on one pool
 
-The database apps take DATABASE_URL and the pool sizes from the service's
-Config, run exactly one prepared statement of sql/pastes.sql per request
-through a psycopg_pool ConnectionPool and send back its result: no
+The database apps take DATABASE_URL, the pool sizes and the rate limits from
+the service's Config, run exactly one prepared statement of sql/pastes.sql per
+request through a psycopg_pool ConnectionPool and send back its result: no
 validation, logging, metrics or middleware.
+
+The insert is the statement the service runs for a create under the same
+settings: with rate limits on (production), insert_paste_rate_limited, which
+takes the client's create token in the same round trip; the client is the
+X-Forwarded-For the load generator sends, one bucket per address as in the
+service. `plain_insert_app` runs insert_paste, the statement without the
+limiter, to show what the limiter costs.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from psycopg_pool import ConnectionPool
 
 from service.config import Config
 from service.queries import load_queries
+from service.ratelimit import create_limit
 
 BODY = b"x" * 1023 + b"\n"
 TEXT = "text/plain; charset=utf-8"
@@ -71,9 +80,10 @@ class _Read:
 
 
 class _Insert:
-    def __init__(self, pool: ConnectionPool) -> None:
+    def __init__(self, pool: ConnectionPool, limit: dict[str, Any] | None) -> None:
         self.pool = pool
-        self.sql = statement("insert_paste")
+        self.limit = limit
+        self.sql = statement("insert_paste" if limit is None else "insert_paste_rate_limited")
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         content = orjson.loads(req.bounded_stream.read())["content"]
@@ -88,6 +98,9 @@ class _Insert:
             "expires_in": None,
             "delete_token_hash": TOKEN_HASH,
         }
+        if self.limit is not None:
+            client = req.env.get("HTTP_X_FORWARDED_FOR") or req.remote_addr
+            params |= self.limit | {"client": client}
         with self.pool.connection() as conn:
             cursor = conn.execute(self.sql, params, prepare=True)
             row = cursor.fetchone()
@@ -134,17 +147,33 @@ def mixed_app() -> falcon.App:
 
 
 def insert_app() -> falcon.App:
-    """POST /api/v1/pastes {"content": …}: insert_paste, its row as JSON."""
+    """POST /api/v1/pastes {"content": …}: the service's create statement, its row as JSON."""
     return _database_app(insert=True)
 
 
-def _database_app(*, reads: bool = False, insert: bool = False) -> falcon.App:
-    pool = _pool(Config.from_env())
+def plain_insert_app() -> falcon.App:
+    """POST /api/v1/pastes {"content": …}: insert_paste (no rate limit), its row as JSON."""
+    return _database_app(insert=True, limited=False)
+
+
+def create_bucket(config: Config) -> dict[str, Any] | None:
+    """The create bucket's parameters of insert_paste_rate_limited, as the
+    service passes them, or None when creates are not limited."""
+    if not config.rate_limits_enabled:
+        return None
+    limit = create_limit(config)
+    return {"bucket": limit.bucket, "burst": limit.burst, "per_second": limit.per_second}
+
+
+def _database_app(*, reads: bool = False, insert: bool = False, limited: bool = True) -> falcon.App:
+    config = Config.from_env()
+    pool = _pool(config)
     app = _with_health(_App(pool))
     if reads:
         read = _Read(pool)
         app.add_route("/api/v1/pastes/{paste_id}", read)
         app.add_route("/api/v1/pastes/{paste_id}/raw", read)
     if insert:
-        app.add_route("/api/v1/pastes", _Insert(pool))
+        limit = create_bucket(config) if limited else None
+        app.add_route("/api/v1/pastes", _Insert(pool, limit))
     return app

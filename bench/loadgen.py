@@ -8,6 +8,7 @@ import re
 import shutil
 import statistics
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,22 +134,29 @@ def pgbench_read_script(read_sql: str, rows: int) -> str:
     return draw + render_pgbench(read_sql)
 
 
-def pgbench_insert_script(insert_sql: str) -> str:
-    """insert_paste as the create scenario sends it: content only, unlisted,
-    no title, language or expiry."""
+def pgbench_insert_script(insert_sql: str, clients: int = 0) -> str:
+    """The create statement as the create scenario sends it: content only,
+    unlisted, no title, language or expiry; with `clients`, the client of the
+    rate-limited statement is one of that many, drawn per transaction, as the
+    load generator's X-Forwarded-For addresses are."""
     low, high = PGBENCH_INSERT_IDS
     nulls = frozenset({"title", "language", "expires_in"})
-    return f"\\set id random({low}, {high})\n" + render_pgbench(insert_sql, nulls)
+    draws = f"\\set id random({low}, {high})\n"
+    if clients:
+        draws += f"\\set client random(1, {clients})\n"
+    return draws + render_pgbench(insert_sql, nulls)
 
 
-def pgbench_insert_defines(content: str) -> list[str]:
-    """The constant parameters of the insert, as pgbench -D options."""
+def pgbench_insert_defines(content: str, bucket: Mapping[str, object] | None = None) -> list[str]:
+    """The constant parameters of the insert (and of its rate-limit bucket),
+    as pgbench -D options."""
     return [
         f"--define=content={content}",
         "--define=visibility=unlisted",
         "--define=burn_after_read=false",
         f"--define=size={len(content.encode('utf-8'))}",
         "--define=delete_token_hash=\\x" + "00" * 32,
+        *(f"--define={name}={value}" for name, value in (bucket or {}).items()),
     ]
 
 

@@ -16,10 +16,12 @@ CEILING_RATIOS = (
     ("read-raw", "ceiling-read", "read-raw vs combined read ceiling"),
     ("read-json", "ceiling-read", "read-json vs combined read ceiling"),
     ("create", "ceiling-insert", "create vs combined insert ceiling"),
+    ("create", "ceiling-insert-plain", "create vs plain-insert ceiling (no rate limit)"),
     ("mixed", "ceiling-mixed", "mixed vs combined mixed ceiling (95 % read, 5 % insert)"),
     ("ceiling-read", "ceiling-http", "combined read vs HTTP ceiling"),
     ("ceiling-read", "db-read", "combined read vs database read ceiling"),
     ("ceiling-insert", "db-insert", "combined insert vs database insert ceiling"),
+    ("ceiling-insert", "ceiling-insert-plain", "rate-limited vs plain-insert ceiling"),
 )
 SCALE_RATIOS = (
     ("read-raw-scaled", "read-raw", "read-raw rps, big table vs seeded table (drift-corrected)"),
@@ -49,6 +51,8 @@ PAIRED = {
     "read-raw vs combined read ceiling",
     "read-json vs combined read ceiling",
     "create vs combined insert ceiling",
+    "create vs plain-insert ceiling (no rate limit)",
+    "rate-limited vs plain-insert ceiling",
     "mixed vs combined mixed ceiling (95 % read, 5 % insert)",
     "combined read vs HTTP ceiling",
     "combined insert vs database insert ceiling",

@@ -38,7 +38,7 @@ from psycopg.conninfo import conninfo_to_dict
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import dataset, loadgen, purge, report
-from bench.ceilings import statement
+from bench.ceilings import create_bucket, statement
 from bench.common import ROOT, insert_live, scratch_database, seed_expired, server_url, settle
 from bench.procs import (
     Bounded,
@@ -275,10 +275,21 @@ class Harness:
     def writes(self, service: Server, wanted: set[str]) -> None:
         mixed = self.workload(RAW, self.ids_file, MIXED_CREATE_SHARE, self.body_file)
         create = self.workload("/", None, 1.0, self.body_file)
+        # The database ceiling runs the service's own create statement, as the
+        # combined ceiling does (bench/ceilings.py).
+        bucket = create_bucket(self.config)
+        sql = statement("insert_paste" if bucket is None else "insert_paste_rate_limited")
+        script = loadgen.pgbench_insert_script(sql, max(1, self.s.clients) if bucket else 0)
+        defines = loadgen.pgbench_insert_defines(self.content, bucket)
         with ExitStack() as stack:
             insert = stack.enter_context(
                 self.server("ceiling-insert", "bench.ceilings:insert_app()")
             )
+            plain = None
+            if bucket is not None and "create" in wanted:
+                plain = stack.enter_context(
+                    self.server("ceiling-insert-plain", "bench.ceilings:plain_insert_app()")
+                )
             both = None
             if "mixed" in wanted:
                 both = stack.enter_context(
@@ -292,10 +303,11 @@ class Harness:
                 if "create" in wanted:
                     steps.append(("create", service, create))
                 steps.append(("ceiling-insert", insert, create))
+                if plain is not None:
+                    steps.append(("ceiling-insert-plain", plain, create))
                 for name, server, workload in in_turn(steps, run):
                     self.http(name, server, workload, run)
-                script = loadgen.pgbench_insert_script(statement("insert_paste"))
-                self.pgbench("db-insert", script, loadgen.pgbench_insert_defines(self.content), run)
+                self.pgbench("db-insert", script, defines, run)
 
     def scale(self, service: Server) -> None:
         missing = self.s.scale_rows - dataset.count_rows(self.db_url)

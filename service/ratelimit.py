@@ -43,6 +43,12 @@ class Limit:
         return max(1, math.ceil((1 - max(tokens_left, -1.0)) / self.per_second))
 
 
+def create_limit(config: Config) -> Limit:
+    """The bucket every create takes a token from."""
+    per_second = config.rate_limit_creates_per_minute / 60
+    return Limit("create", per_second, config.rate_limit_create_burst)
+
+
 def client_key(
     remote_addr: str | None, forwarded_for: str | None, trusted: Sequence[IPNetwork]
 ) -> str:
@@ -93,9 +99,7 @@ class RateLimiter:
         self._client_key = functools.lru_cache(maxsize=_KEY_CACHE_SIZE)(
             functools.partial(client_key, trusted=self.trusted)
         )
-        self.creates = Limit(
-            "create", config.rate_limit_creates_per_minute / 60, config.rate_limit_create_burst
-        )
+        self.creates = create_limit(config)
         self.misses = Limit(
             "miss", config.rate_limit_misses_per_minute / 60, config.rate_limit_miss_burst
         )
