@@ -7,9 +7,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import select
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any, BinaryIO
 
@@ -113,7 +115,12 @@ class AccessLog:
     """
 
     FLUSH_SECONDS = 0.2
-    _MAX_PENDING = 64 * 1024  # bytes: past this a request writes them itself
+    # Bytes: past this a request writes them itself. Well above what 0.2 s of
+    # a busy worker logs (~100 KB), so that stays the writer thread's work.
+    _MAX_PENDING = 512 * 1024
+    # A write of at most this many bytes to a pipe is never interleaved with
+    # another process's or thread's write (POSIX), so no line is ever split.
+    _ATOMIC_WRITE = select.PIPE_BUF
 
     def __init__(self, config: Config, file: BinaryIO | None = None) -> None:
         self.enabled = logging.getLevelNamesMapping()[config.log_level] <= logging.INFO
@@ -123,6 +130,7 @@ class AccessLog:
         self._second = -1
         self._stamp = ""
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()  # batches go out whole and in order
         # One growing buffer, not a list of lines: hundreds of orjson results
         # kept alive and then freed together made the allocator hand memory
         # back and fault it in again, which cost ten times the serialization.
@@ -150,13 +158,14 @@ class AccessLog:
             self._writer.start()
 
     def flush(self) -> None:
-        """Write the pending lines now."""
-        with self._lock:
-            data, self._pending = self._pending, bytearray()
-        if data and self._fd is not None:
-            view = memoryview(data)
-            while view:  # the kernel may take a large write in parts
-                view = view[os.write(self._fd, view) :]
+        """Write the pending lines now, in pieces of whole lines."""
+        with self._write_lock:
+            with self._lock:
+                data, self._pending = self._pending, bytearray()
+            if data and self._fd is not None:
+                for piece in whole_lines(data, self._ATOMIC_WRITE):
+                    while piece:  # the kernel may take a write in parts
+                        piece = piece[os.write(self._fd, piece) :]
 
     def _flush_quietly(self) -> None:
         with contextlib.suppress(OSError):  # stderr gone: nothing to tell it with
@@ -164,6 +173,7 @@ class AccessLog:
 
     def _forget_pending(self) -> None:
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._pending = bytearray()
 
     def _timestamp(self) -> str:
@@ -175,6 +185,22 @@ class AccessLog:
             self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
             self._second = second
         return f"{self._stamp}.{int((now - second) * 1_000_000):06d}Z"
+
+
+def whole_lines(data: bytearray, limit: int) -> Iterator[memoryview]:
+    """`data` (newline-terminated lines) in consecutive pieces of whole lines,
+    each at most `limit` bytes unless a single line is longer."""
+    view = memoryview(data)
+    start, end = 0, len(data)
+    while start < end:
+        stop = start + limit
+        if stop < end:
+            cut = data.rfind(b"\n", start, stop)
+            stop = cut + 1 if cut >= 0 else data.find(b"\n", stop) + 1 or end
+        else:
+            stop = end
+        yield view[start:stop]
+        start = stop
 
 
 class GunicornLogger(glogging.Logger):

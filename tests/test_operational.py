@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import re
 
 import falcon
@@ -320,3 +321,51 @@ def test_access_lines_follow_the_log_level(config, tmp_path):
             access_log.write(status=status)
             access_log.flush()
     assert [json.loads(line)["status"] for line in path.read_bytes().splitlines()] == [201]
+
+
+@pytest.mark.parametrize("limit", [64, 4096])
+def test_whole_lines_cuts_only_after_newlines_within_the_limit(limit):
+    from service.logs import whole_lines
+
+    rng = random.Random(limit)
+    lines = [b"x" * rng.randint(0, 3 * limit // 2) + b"\n" for _ in range(300)]
+    data = bytearray(b"".join(lines))
+    pieces = [bytes(piece) for piece in whole_lines(data, limit)]
+    assert b"".join(pieces) == data
+    for piece in pieces:
+        assert piece.endswith(b"\n")
+        # Longer than the limit only when it is a single line that long.
+        assert len(piece) <= limit or piece.count(b"\n") == 1
+    assert len(pieces) < len(lines)  # short lines do share a write
+
+
+def test_access_lines_reach_a_pipe_whole_in_writes_of_at_most_pipe_buf(config, monkeypatch):
+    # Other threads and processes write to the same stderr; a write to a pipe
+    # is kept whole only up to PIPE_BUF bytes, so no batch write may be larger.
+    import os
+    import select
+    from dataclasses import replace
+
+    from service import logs
+
+    writes: list[int] = []
+    real_write = os.write
+
+    def recording_write(fd: int, data: bytes) -> int:
+        writes.append(len(data))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(logs.os, "write", recording_write)
+    read, write = os.pipe()
+    with os.fdopen(write, "wb") as out, os.fdopen(read, "rb") as source:
+        access_log = logs.AccessLog(replace(config, log_json=True), out)
+        for n in range(200):
+            access_log.write(request_id=f"{n:040d}", status=200)
+        access_log.flush()
+        out.close()
+        received = source.read()
+    assert len(writes) > 1  # the batch (~30 KB) did not go out as one write
+    assert max(writes) <= select.PIPE_BUF
+    assert [json.loads(line)["request_id"] for line in received.splitlines()] == [
+        f"{n:040d}" for n in range(200)
+    ]
