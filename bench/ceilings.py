@@ -15,15 +15,17 @@ validation, logging, metrics or middleware.
 
 The insert is the statement the service runs for a create under the same
 settings: with rate limits on (production), insert_paste_rate_limited, which
-takes the client's create token in the same round trip; the client is the
-X-Forwarded-For the load generator sends, one bucket per address as in the
-service. `plain_insert_app` runs insert_paste, the statement without the
-limiter, to show what the limiter costs.
+takes the client's create token in the same round trip; the client is found
+as the service finds it (service.ratelimit.client_key: X-Forwarded-For from a
+trusted proxy), so both fill the same buckets. `plain_insert_app` runs
+insert_paste, the statement without the limiter, to show what the limiter costs.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import ipaddress
 import secrets
 from typing import Any
 
@@ -33,7 +35,7 @@ from psycopg_pool import ConnectionPool
 
 from service.config import Config
 from service.queries import load_queries
-from service.ratelimit import create_limit
+from service.ratelimit import client_key, create_limit
 
 BODY = b"x" * 1023 + b"\n"
 TEXT = "text/plain; charset=utf-8"
@@ -80,10 +82,17 @@ class _Read:
 
 
 class _Insert:
-    def __init__(self, pool: ConnectionPool, limit: dict[str, Any] | None) -> None:
+    def __init__(
+        self, pool: ConnectionPool, limit: dict[str, Any] | None, trusted: tuple[str, ...] = ()
+    ) -> None:
         self.pool = pool
         self.limit = limit
         self.sql = statement("insert_paste" if limit is None else "insert_paste_rate_limited")
+        # The service's client key (and its cache), so both fill the same buckets.
+        networks = tuple(ipaddress.ip_network(n, strict=False) for n in trusted)
+        self.client = functools.lru_cache(maxsize=4096)(
+            functools.partial(client_key, trusted=networks)
+        )
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         content = orjson.loads(req.bounded_stream.read())["content"]
@@ -99,7 +108,7 @@ class _Insert:
             "delete_token_hash": TOKEN_HASH,
         }
         if self.limit is not None:
-            client = req.env.get("HTTP_X_FORWARDED_FOR") or req.remote_addr
+            client = self.client(req.remote_addr, req.env.get("HTTP_X_FORWARDED_FOR"))
             params |= self.limit | {"client": client}
         with self.pool.connection() as conn:
             cursor = conn.execute(self.sql, params, prepare=True)
@@ -175,5 +184,5 @@ def _database_app(*, reads: bool = False, insert: bool = False, limited: bool = 
         app.add_route("/api/v1/pastes/{paste_id}/raw", read)
     if insert:
         limit = create_bucket(config) if limited else None
-        app.add_route("/api/v1/pastes", _Insert(pool, limit))
+        app.add_route("/api/v1/pastes", _Insert(pool, limit, config.trusted_proxies))
     return app
