@@ -16,16 +16,14 @@ validation, logging, metrics or middleware.
 The insert is the statement the service runs for a create under the same
 settings: with rate limits on (production), insert_paste_rate_limited, which
 takes the client's create token in the same round trip; the client is found
-as the service finds it (service.ratelimit.client_key: X-Forwarded-For from a
+as the service finds it (service.ratelimit.cached_client_key: X-Forwarded-For from a
 trusted proxy), so both fill the same buckets. `plain_insert_app` runs
 insert_paste, the statement without the limiter, to show what the limiter costs.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import ipaddress
 import secrets
 from typing import Any
 
@@ -35,7 +33,7 @@ from psycopg_pool import ConnectionPool
 
 from service.config import Config
 from service.queries import load_queries
-from service.ratelimit import client_key, create_limit
+from service.ratelimit import cached_client_key, create_limit
 
 BODY = b"x" * 1023 + b"\n"
 TEXT = "text/plain; charset=utf-8"
@@ -89,10 +87,7 @@ class _Insert:
         self.limit = limit
         self.sql = statement("insert_paste" if limit is None else "insert_paste_rate_limited")
         # The service's client key (and its cache), so both fill the same buckets.
-        networks = tuple(ipaddress.ip_network(n, strict=False) for n in trusted)
-        self.client = functools.lru_cache(maxsize=4096)(
-            functools.partial(client_key, trusted=networks)
-        )
+        self.client = cached_client_key(trusted)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         content = orjson.loads(req.bounded_stream.read())["content"]

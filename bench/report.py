@@ -44,23 +44,6 @@ def median_run(runs: list[Run]) -> Run:
     return merged
 
 
-# Ratios of figures measured side by side in every round: a ratio is taken
-# within each round and the median of those is reported, because this
-# machine's speed drifts between rounds (the ratio of the medians is kept too).
-PAIRED = {
-    "read-raw vs combined read ceiling",
-    "read-json vs combined read ceiling",
-    "create vs combined insert ceiling",
-    "create vs plain-insert ceiling (no rate limit)",
-    "rate-limited vs plain-insert ceiling",
-    "mixed vs combined mixed ceiling (95 % read, 5 % insert)",
-    "combined read vs HTTP ceiling",
-    "combined insert vs database insert ceiling",
-    "combined read vs database read ceiling",
-    "list rps, page after 1,000 cursors vs first page",
-}
-
-
 def ratios(
     medians: Mapping[str, Run],
     purge: Mapping[str, float] | None,
@@ -72,8 +55,11 @@ def ratios(
         top, bottom = medians.get(figure), medians.get(ceiling)
         if top and bottom and bottom.get("rps"):
             of_medians = top["rps"] / bottom["rps"]
+            # Figures measured side by side in every round: the ratio is taken
+            # within each round and the median of those reported, because this
+            # machine's speed drifts between rounds (the ratio of medians is kept).
             per_round = _per_round(runs.get(figure, []), runs.get(ceiling, []), "rps")
-            value = statistics.median(per_round) if label in PAIRED and per_round else of_medians
+            value = statistics.median(per_round) if per_round else of_medians
             if figure == "read-raw-scaled":
                 value = _drift_corrected(runs) or of_medians
             rows.append({"ratio": label, "value": value, "of_medians": of_medians})

@@ -15,7 +15,7 @@ import ipaddress
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -74,6 +74,15 @@ def client_key(
     return str(address)
 
 
+def cached_client_key(trusted_proxies: Sequence[str]) -> Callable[[str | None, str | None], str]:
+    """`client_key` behind `trusted_proxies` (IPs or CIDRs), remembering the
+    keys of recent (peer, X-Forwarded-For) pairs."""
+    trusted = tuple(ipaddress.ip_network(n, strict=False) for n in trusted_proxies)
+    return functools.lru_cache(maxsize=_KEY_CACHE_SIZE)(
+        functools.partial(client_key, trusted=trusted)
+    )
+
+
 def _parse_ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     if not text:
         return None
@@ -95,10 +104,7 @@ class RateLimiter:
     def __init__(self, db: Database, config: Config) -> None:
         self.db = db
         self.enabled = config.rate_limits_enabled
-        self.trusted = tuple(ipaddress.ip_network(n, strict=False) for n in config.trusted_proxies)
-        self._client_key = functools.lru_cache(maxsize=_KEY_CACHE_SIZE)(
-            functools.partial(client_key, trusted=self.trusted)
-        )
+        self._client_key = cached_client_key(config.trusted_proxies)
         self.creates = create_limit(config)
         self.misses = Limit(
             "miss", config.rate_limit_misses_per_minute / 60, config.rate_limit_miss_burst
