@@ -74,9 +74,59 @@ def test_killed_connections_are_replaced_and_the_next_requests_succeed(config, s
         db.close()
 
 
-def test_a_read_on_a_connection_killed_unnoticed_is_retried(config, sql, monkeypatch):
-    """Even when a connection dies after it was checked, a read runs again on a
-    fresh connection instead of failing."""
+def kill_pooled_backends(sql) -> None:
+    """Terminate every connection of the app's pools, behind the pools' backs."""
+    pids = [
+        pid
+        for (pid,) in sql.execute(
+            "SELECT pid FROM pg_stat_activity "
+            "WHERE application_name = 'pastebin' AND datname = current_database()"
+        ).fetchall()
+    ]
+    for pid in pids:
+        sql.execute("SELECT pg_terminate_backend(%s)", [pid])
+    assert wait_for(
+        lambda: (
+            not sql.execute("SELECT 1 FROM pg_stat_activity WHERE pid = ANY(%s)", [pids]).fetchone()
+        ),
+        timeout=10,
+    )
+
+
+def test_a_read_takes_an_unchecked_connection_and_is_retried_on_a_checked_one(
+    config, sql, monkeypatch
+):
+    """A read skips the dead-connection check (a system call per request); when
+    its connection turns out dead, it runs again on a checked connection
+    instead of failing."""
+    db = Database.from_config(replace(config, pool_min_size=2, pool_max_size=2))
+    db.pool.wait(timeout=10)
+    client = testing.TestClient(create_app(config, db=db))
+    checked: list[int] = []
+    real_is_dead = service.db.is_dead
+
+    def counted(conn) -> bool:
+        checked.append(conn.info.backend_pid)
+        return real_is_dead(conn)
+
+    try:
+        paste = client.simulate_post("/api/v1/pastes", json={"content": "again"}).json
+        monkeypatch.setattr(service.db, "is_dead", counted)
+        assert client.simulate_get(f"/api/v1/pastes/{paste['id']}/raw").status_code == 200
+        assert checked == [], "a read on a live connection checked it"
+
+        kill_pooled_backends(sql)
+        result = client.simulate_get(f"/api/v1/pastes/{paste['id']}/raw")
+        assert result.status_code == 200
+        assert result.text == "again"
+        assert checked, "the retry ran on an unchecked connection"
+    finally:
+        db.close()
+
+
+def test_a_create_checks_its_connection_and_is_not_retried(config, sql, monkeypatch):
+    """A create may have committed before its connection broke, so it runs on
+    a checked connection and, if that dies after the check, fails cleanly."""
     db = Database.from_config(replace(config, pool_min_size=2, pool_max_size=2))
     db.pool.wait(timeout=10)
     client = testing.TestClient(create_app(config, db=db))
@@ -92,17 +142,11 @@ def test_a_read_on_a_connection_killed_unnoticed_is_retried(config, sql, monkeyp
         return not alive
 
     try:
-        paste = client.simulate_post("/api/v1/pastes", json={"content": "again"}).json
         monkeypatch.setattr(service.db, "is_dead", killed_after_the_check)
-        result = client.simulate_get(f"/api/v1/pastes/{paste['id']}/raw")
-        assert killed, "no connection was killed"
-        assert result.status_code == 200
-        assert result.text == "again"
-        # A create is not retried (it might have committed): it fails cleanly.
-        killed.clear()
         create = client.simulate_post("/api/v1/pastes", json={"content": "x"})
-        assert killed
+        assert killed, "the create's connection was not checked"
         assert_problem(create, 503)
+        assert client.simulate_post("/api/v1/pastes", json={"content": "x"}).status_code == 201
     finally:
         db.close()
 
