@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from service.db import Database
 from service.queries import Query, QueryFileError, load_queries, parse_queries
 
 SERVICE_DIR = Path(__file__).resolve().parent.parent / "service"
@@ -83,3 +84,17 @@ def test_every_query_plans_against_the_migrated_schema(sql):
     }
     for query in load_queries().values():
         sql.execute("EXPLAIN " + query.sql, params)
+
+
+def test_rows_are_dicts_keyed_by_each_querys_own_columns(db):
+    """Column names are kept per query: each query's rows carry its own."""
+    two = Database(
+        db.pool, {"ab": Query("ab", "SELECT 1 AS a, 2 AS b"), "c": Query("c", "SELECT 3 AS c")}
+    )
+    for _ in range(2):  # the second time from the kept names
+        assert two.one("ab") == {"a": 1, "b": 2}
+        assert two.one("c") == {"c": 3}
+        assert two.all("ab") == [{"a": 1, "b": 2}]
+        with two.transaction() as tx:
+            assert tx.one("c") == {"c": 3}
+            assert tx.all("ab") == [{"a": 1, "b": 2}]
