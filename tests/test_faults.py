@@ -41,41 +41,16 @@ def pooled_backends(sql) -> int:
     ).fetchone()[0]
 
 
-def test_killed_connections_are_replaced_and_the_next_requests_succeed(config, sql):
-    db = Database.from_config(replace(config, pool_min_size=4, pool_max_size=4))
+def app_with_pool(config, size: int) -> tuple[Database, testing.TestClient]:
+    """An app on a pool of exactly `size` connections, all open."""
+    db = Database.from_config(replace(config, pool_min_size=size, pool_max_size=size))
     db.pool.wait(timeout=10)
-    client = testing.TestClient(create_app(config, db=db))
-    try:
-        paste = client.simulate_post("/api/v1/pastes", json={"content": "survivor"}).json
-        backends = sql.execute(
-            "SELECT pid FROM pg_stat_activity "
-            "WHERE application_name = 'pastebin' AND datname = current_database()"
-        ).fetchall()
-        assert len(backends) == 4
-        for (pid,) in backends:
-            sql.execute("SELECT pg_terminate_backend(%s)", [pid])
-        assert wait_for(
-            lambda: (
-                not sql.execute(
-                    "SELECT 1 FROM pg_stat_activity WHERE pid = ANY(%s)", [[p for (p,) in backends]]
-                ).fetchone()
-            ),
-            timeout=10,
-        )
-        statuses = []
-        for _ in range(5):
-            statuses.append(client.simulate_get(f"/api/v1/pastes/{paste['id']}/raw").status_code)
-            statuses.append(client.simulate_get("/api/v1/pastes").status_code)
-            statuses.append(
-                client.simulate_post("/api/v1/pastes", json={"content": "x"}).status_code
-            )
-        assert statuses == [200, 200, 201] * 5, client.simulate_get("/api/v1/pastes").text
-    finally:
-        db.close()
+    return db, testing.TestClient(create_app(config, db=db))
 
 
-def kill_pooled_backends(sql) -> None:
-    """Terminate every connection of the app's pools, behind the pools' backs."""
+def kill_pooled_backends(sql) -> list[int]:
+    """Terminate every connection of the app's pools, behind the pools' backs;
+    the pids of those connections."""
     pids = [
         pid
         for (pid,) in sql.execute(
@@ -91,6 +66,24 @@ def kill_pooled_backends(sql) -> None:
         ),
         timeout=10,
     )
+    return pids
+
+
+def test_killed_connections_are_replaced_and_the_next_requests_succeed(config, sql):
+    db, client = app_with_pool(config, 4)
+    try:
+        paste = client.simulate_post("/api/v1/pastes", json={"content": "survivor"}).json
+        assert len(kill_pooled_backends(sql)) == 4
+        statuses = []
+        for _ in range(5):
+            statuses.append(client.simulate_get(f"/api/v1/pastes/{paste['id']}/raw").status_code)
+            statuses.append(client.simulate_get("/api/v1/pastes").status_code)
+            statuses.append(
+                client.simulate_post("/api/v1/pastes", json={"content": "x"}).status_code
+            )
+        assert statuses == [200, 200, 201] * 5, client.simulate_get("/api/v1/pastes").text
+    finally:
+        db.close()
 
 
 def test_a_read_takes_an_unchecked_connection_and_is_retried_on_a_checked_one(
@@ -99,9 +92,7 @@ def test_a_read_takes_an_unchecked_connection_and_is_retried_on_a_checked_one(
     """A read skips the dead-connection check (a system call per request); when
     its connection turns out dead, it runs again on a checked connection
     instead of failing."""
-    db = Database.from_config(replace(config, pool_min_size=2, pool_max_size=2))
-    db.pool.wait(timeout=10)
-    client = testing.TestClient(create_app(config, db=db))
+    db, client = app_with_pool(config, 2)
     checked: list[int] = []
     real_is_dead = service.db.is_dead
 
@@ -127,9 +118,7 @@ def test_a_read_takes_an_unchecked_connection_and_is_retried_on_a_checked_one(
 def test_a_create_checks_its_connection_and_is_not_retried(config, sql, monkeypatch):
     """A create may have committed before its connection broke, so it runs on
     a checked connection and, if that dies after the check, fails cleanly."""
-    db = Database.from_config(replace(config, pool_min_size=2, pool_max_size=2))
-    db.pool.wait(timeout=10)
-    client = testing.TestClient(create_app(config, db=db))
+    db, client = app_with_pool(config, 2)
     killed: list[int] = []
     real_is_dead = service.db.is_dead
 
