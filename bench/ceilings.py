@@ -91,7 +91,7 @@ class _Insert:
     ) -> None:
         self.pool = pool
         self.limit = limit
-        self.sql = statement("insert_paste" if limit is None else "insert_paste_rate_limited")
+        self.sql = insert_statement(limit)
         # The service's client key (and its cache), so both fill the same buckets.
         self.client = cached_client_key(trusted)
 
@@ -176,6 +176,12 @@ def create_bucket(config: Config) -> dict[str, Any] | None:
         return None
     limit = create_limit(config)
     return {"bucket": limit.bucket, "burst": limit.burst, "per_second": limit.per_second}
+
+
+def insert_statement(bucket: dict[str, Any] | None) -> str:
+    """The service's create statement: behind the client's bucket when creates
+    are limited (`bucket` from create_bucket), else the plain insert."""
+    return statement("insert_paste" if bucket is None else "insert_paste_rate_limited")
 
 
 def _database_app(*, reads: bool = False, insert: bool = False, limited: bool = True) -> falcon.App:

@@ -38,7 +38,7 @@ from psycopg.conninfo import conninfo_to_dict
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import dataset, loadgen, purge, report
-from bench.ceilings import create_bucket, statement
+from bench.ceilings import create_bucket, insert_statement, statement
 from bench.common import ROOT, insert_live, scratch_database, seed_expired, server_url, settle
 from bench.procs import (
     Bounded,
@@ -281,8 +281,9 @@ class Harness:
         # The database ceiling runs the service's own create statement, as the
         # combined ceiling does (bench/ceilings.py).
         bucket = create_bucket(self.config)
-        sql = statement("insert_paste" if bucket is None else "insert_paste_rate_limited")
-        script = loadgen.pgbench_insert_script(sql, max(1, self.s.clients) if bucket else 0)
+        script = loadgen.pgbench_insert_script(
+            insert_statement(bucket), max(1, self.s.clients) if bucket else 0
+        )
         defines = loadgen.pgbench_insert_defines(self.content, bucket)
         with ExitStack() as stack:
             insert = stack.enter_context(
