@@ -291,8 +291,10 @@ def connection_kwargs(config: Config) -> dict[str, Any]:
         "keepalives_count": 3,
         "tcp_user_timeout": 10_000,
         "client_encoding": "UTF8",
+        # Timestamps come back in UTC, the zone every response writes them in.
         "options": (
-            f"-c statement_timeout={config.statement_timeout_ms}"
+            "-c TimeZone=UTC"
+            f" -c statement_timeout={config.statement_timeout_ms}"
             f" -c idle_in_transaction_session_timeout={config.idle_in_transaction_timeout_ms}"
             f" -c lock_timeout={config.lock_timeout_ms}"
         ),

@@ -15,6 +15,9 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
+
+import orjson
 
 from service.errors import ContentTooLarge, InvalidInput, MalformedCursor
 
@@ -53,9 +56,11 @@ class NewPaste:
         return utf8_size(self.content)
 
 
-@dataclass(frozen=True, slots=True)
-class Paste:
-    """A stored paste; `content` is None where a query does not fetch it."""
+class Paste(NamedTuple):
+    """A stored paste; `content` is None where a query does not fetch it.
+
+    Immutable, as a frozen dataclass would be, but built in less than half the
+    time (no `object.__setattr__` per field), and every read builds one."""
 
     id: str
     title: str | None
@@ -327,6 +332,16 @@ def create_body_kind(content_type: str | None) -> str | None:
 # --- expiry and lifecycle ---------------------------------------------------
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_ZERO = timedelta(0)
+
+
+def epoch_micros(moment: datetime) -> int:
+    """Microseconds since 1970 (UTC): a timestamp's exact value, as an integer."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
 def cache_max_age(expires_at: datetime | None, now: datetime) -> int:
     """Seconds a cache may keep a paste: never past its expiry, at most an hour."""
     if expires_at is None:
@@ -340,14 +355,24 @@ def utc_now() -> datetime:
 
 
 def rfc3339(moment: datetime | None) -> str | None:
+    """`moment` in UTC, to the microsecond, with a "Z": 2026-05-06T07:08:09.123456Z."""
     if moment is None:
         return None
+    if moment.microsecond and moment.utcoffset() == _ZERO:
+        # Nearly every timestamp: orjson writes it in a seventh of the time of
+        # isoformat(), which cost a JSON read 6 % of its instructions. It
+        # leaves out a zero fraction, which the line below always writes.
+        return orjson.dumps(moment, option=orjson.OPT_UTC_Z)[1:-1].decode()
     return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def content_etag(body: bytes) -> str:
-    """A strong ETag: pastes never change, so a digest of the bytes names them."""
-    return f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
+def paste_etag(created_at: datetime) -> str:
+    """A strong ETag. A paste's content never changes, so it has one version,
+    named here by the microsecond the paste was created, which also tells it
+    from any later paste that drew the same id. A digest of the content named
+    it as well, but cost a read time in proportion to its size (on a 1 KiB raw
+    read, 3 % of the service's instructions)."""
+    return f'"{epoch_micros(created_at):x}"'
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:
@@ -365,12 +390,11 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
 # --- listing cursors --------------------------------------------------------
 
 _CURSOR_SIG_BYTES = 12
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def encode_cursor(cursor: Cursor, key: bytes) -> str:
     """An opaque, signed token for the keyset position `cursor`."""
-    micros = (cursor.created_at - _EPOCH) // timedelta(microseconds=1)
+    micros = epoch_micros(cursor.created_at)
     payload = struct.pack(">q", micros) + cursor.id.encode("ascii")
     signature = hmac.digest(key, payload, "sha256")[:_CURSOR_SIG_BYTES]
     return base64.urlsafe_b64encode(payload + signature).rstrip(b"=").decode("ascii")

@@ -29,9 +29,9 @@ _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OP
 
 
 class RequestIds:
-    """Ids for requests that bring none: 16 random hex digits per process, then
-    16 of a counter. Unique without a system call per request (os.urandom is
-    one); an id names a request in logs and is no secret."""
+    """Ids for requests that bring none: 32 hex digits, the first 16 random per
+    process and the last 16 a counter. Unique without a system call per
+    request (os.urandom is one); an id names a request in logs and is no secret."""
 
     def __init__(self) -> None:
         self._reset()
@@ -39,11 +39,10 @@ class RequestIds:
         os.register_at_fork(after_in_child=self._reset)
 
     def _reset(self) -> None:
-        self._prefix = os.urandom(8).hex()
-        self._counter = itertools.count()
+        self._counter = itertools.count(int.from_bytes(os.urandom(8)) << 64)
 
     def next(self) -> str:
-        return f"{self._prefix}{next(self._counter):016x}"
+        return f"{next(self._counter):032x}"
 
 
 class RequestContext:
@@ -80,7 +79,8 @@ class RequestContext:
             method=req.method,
             route=route,
             status=status,
-            duration_ms=round(duration * 1000, 3),
+            # Whole microseconds: round() to 3 digits costs twice as much.
+            duration_ms=int(duration * 1_000_000) / 1000,
         )
         self._sample_pool()
         log_context = getattr(req.context, "log_context", None)

@@ -179,7 +179,7 @@ class PasteRaw(_PasteResource):
     def _respond(self, req: falcon.Request, resp: falcon.Response, paste: Paste) -> None:
         assert paste.content is not None
         body = paste.content.encode("utf-8")
-        etag = domain.content_etag(body)
+        etag = domain.paste_etag(paste.created_at)
         _cache_control(resp, paste)
         resp.set_header("ETag", etag)
         resp.set_header("Content-Security-Policy", "default-src 'none'; sandbox")

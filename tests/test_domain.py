@@ -6,7 +6,8 @@ import contextlib
 import math
 import re
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -243,18 +244,39 @@ def test_cache_max_age_never_outlives_the_paste_or_an_hour(expires_in, max_age):
     assert domain.cache_max_age(expires_at, NOW) == max_age
 
 
-def test_rfc3339_is_utc_with_z():
-    moment = datetime(2026, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
-    assert domain.rfc3339(moment) == "2026-05-06T07:08:09.123456Z"
-    assert domain.rfc3339(None) is None
+@pytest.mark.parametrize(
+    ("moment", "expected"),
+    [
+        (datetime(2026, 5, 6, 7, 8, 9, 123456, tzinfo=UTC), "2026-05-06T07:08:09.123456Z"),
+        (datetime(2026, 5, 6, 7, 8, 9, 120, tzinfo=UTC), "2026-05-06T07:08:09.000120Z"),
+        # A zero fraction is written all the same: every timestamp has six digits.
+        (datetime(2026, 5, 6, 7, 8, 9, tzinfo=UTC), "2026-05-06T07:08:09.000000Z"),
+        # Other zones are converted to UTC.
+        (
+            datetime(2026, 5, 6, 9, 8, 9, 123456, tzinfo=timezone(timedelta(hours=2))),
+            "2026-05-06T07:08:09.123456Z",
+        ),
+        (
+            datetime(2026, 5, 6, 7, 8, 9, 5, tzinfo=ZoneInfo("America/New_York")),
+            "2026-05-06T11:08:09.000005Z",
+        ),
+        (
+            datetime(2026, 5, 6, 7, 8, 9, 1, tzinfo=ZoneInfo("Etc/UTC")),
+            "2026-05-06T07:08:09.000001Z",
+        ),
+        (None, None),
+    ],
+)
+def test_rfc3339_is_utc_with_z_and_microseconds(moment, expected):
+    assert domain.rfc3339(moment) == expected
 
 
-def test_etags_are_strong_and_differ_by_content():
-    etag = domain.content_etag(b"a")
-    assert etag.startswith('"')
-    assert etag.endswith('"')
-    assert etag == domain.content_etag(b"a")
-    assert etag != domain.content_etag(b"a ")
+def test_etags_are_strong_and_name_the_paste_by_its_creation_to_the_microsecond():
+    created = datetime(2026, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+    etag = domain.paste_etag(created)
+    assert re.fullmatch(r'"[0-9a-f]+"', etag)  # strong: no W/ prefix
+    assert etag == domain.paste_etag(created.astimezone(timezone(timedelta(hours=2))))
+    assert etag != domain.paste_etag(created + timedelta(microseconds=1))
 
 
 @pytest.mark.parametrize(
