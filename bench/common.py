@@ -20,9 +20,10 @@ def with_database(url: str, name: str) -> str:
 
 
 @contextmanager
-def server_url() -> Iterator[str]:
+def server_url(connections: int = 0) -> Iterator[str]:
     """A superuser URL: BENCH_DATABASE_URL / DATABASE_URL, else an embedded
-    PostgreSQL kept under .data/bench-pg."""
+    PostgreSQL kept under .data/bench-pg, which is set to allow at least
+    `connections` connections (a restart the first time)."""
     url = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("DATABASE_URL")
     if url:
         yield url
@@ -34,9 +35,21 @@ def server_url() -> Iterator[str]:
     datadir.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(datadir, cleanup_mode="stop")
     try:
+        if max_connections(server.get_uri()) < connections:
+            with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+                # ALTER SYSTEM takes no parameters; an int is all that goes in.
+                conn.execute(f"ALTER SYSTEM SET max_connections = {int(connections)}")
+            server.cleanup()  # the setting needs a restart: stop, and start again
+            server = pgserver.get_server(datadir, cleanup_mode="stop")
         yield server.get_uri()
     finally:
         server.cleanup()
+
+
+def max_connections(url: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SHOW max_connections").fetchone()
+    return int(row[0]) if row else 0
 
 
 @contextmanager

@@ -39,7 +39,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import dataset, loadgen, purge, report
 from bench.ceilings import create_bucket, insert_statement, statement
-from bench.common import ROOT, insert_live, scratch_database, seed_expired, server_url, settle
+from bench.common import (
+    ROOT,
+    insert_live,
+    max_connections,
+    scratch_database,
+    seed_expired,
+    server_url,
+    settle,
+)
 from bench.procs import (
     Bounded,
     PostgresProbe,
@@ -57,6 +65,10 @@ RESULTS = ROOT / "bench" / "results"
 MAX_ERROR_RATE = 0.001  # above 0.1 % errors a run fails
 MIXED_CREATE_SHARE = 0.05
 READ_IDS = 10_000  # ids wrk draws from, at most
+# Servers with a pool up at once, at most: in the insert rounds the service and
+# the mixed, insert and plain-insert ceilings, beside pgbench's clients.
+POOLED_SERVERS = 4
+SPARE_CONNECTIONS = 10  # the harness's own, and psql or a monitor beside it
 # First ids of the bulk-inserted rows (12 digits: valid paste ids).
 LIST_FIRST_ID = 300_000_000_000
 SCALE_FIRST_ID = 400_000_000_000
@@ -485,7 +497,7 @@ class Harness:
         return finished
 
     def pgbench_clients(self) -> int:
-        return self.s.pgbench_clients or self.config.web_workers * self.config.pool_max_size
+        return pgbench_clients(self.s, self.config)
 
     def snapshots(self, server: Server | None) -> tuple[Any, Any, Any]:
         return (
@@ -673,31 +685,60 @@ def _ignore_interrupts() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
+def pgbench_clients(settings: Settings, config: Config) -> int:
+    return settings.pgbench_clients or config.web_workers * config.pool_max_size
+
+
+def connections_needed(settings: Settings, config: Config) -> int:
+    """The most connections a run holds at once: every pool of the servers up
+    together full (idle connections stay open), and pgbench's."""
+    pooled = POOLED_SERVERS * config.web_workers * config.pool_max_size
+    return pooled + pgbench_clients(settings, config) + SPARE_CONNECTIONS
+
+
+def check_connections(url: str, needed: int) -> None:
+    """Fail before anything starts when the server allows fewer connections
+    than the run needs: pgbench would fail halfway, "too many clients"."""
+    allowed = max_connections(url)
+    if allowed < needed:
+        raise SystemExit(
+            f"bench: the database server allows {allowed} connections and this run needs "
+            f"{needed} (WEB_CONCURRENCY x POOL_MAX_SIZE for each of {POOLED_SERVERS} servers "
+            f"and pgbench); raise its max_connections, or leave DATABASE_URL unset for the "
+            f"embedded server, which the harness sets up itself"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     settings = parse_args(argv)
     loadgen.require_wrk()  # before anything starts
+    # The URL is a placeholder: only the sizes are read here.
+    sizes = Config.from_env(production_env("postgresql://", 8000, os.environ))
+    needed = connections_needed(settings, sizes)
     signal.signal(signal.SIGTERM, _raise_interrupt)  # stop cleanly, as on Ctrl-C
     registry = Registry()
     started = datetime.now(UTC)
     error: str | None = None
     harness: Harness | None = None
     try:
-        with server_url() as url, scratch_database(url) as db_url:
-            try:
-                harness = Harness(settings, registry, url, db_url)
-                harness.run()
-            except KeyboardInterrupt:
-                error = "interrupted"
-            except Exception as exc:
-                traceback.print_exc()
-                error = f"{type(exc).__name__}: {exc}"
-            finally:
-                _ignore_interrupts()  # a second Ctrl-C must not cut the cleanup short
-                registry.stop_all()  # before the databases go
-                if harness is not None:
-                    document = harness.document(started, error)
-                    report.write_json(settings.output, document)
-                    harness.close()
+        with server_url(needed) as url:
+            check_connections(url, needed)
+            with scratch_database(url) as db_url:
+                try:
+                    harness = Harness(settings, registry, url, db_url)
+                    harness.run()
+                except KeyboardInterrupt:
+                    error = "interrupted"
+                except Exception as exc:
+                    traceback.print_exc()
+                    error = f"{type(exc).__name__}: {exc}"
+                finally:
+                    _ignore_interrupts()  # a second Ctrl-C must not cut the cleanup short
+                    registry.stop_all()  # before the databases go
+                    if harness is not None:
+                        document = harness.document(started, error)
+                        report.write_json(settings.output, document)
+                        harness.close()
     finally:
         registry.stop_all()
     if harness is None:
