@@ -10,9 +10,9 @@ import os
 import select
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 import orjson
@@ -99,6 +99,9 @@ def configure_logging(config: Config) -> None:
     )
 
 
+_LINE_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_UTC_Z
+
+
 class AccessLog:
     """Writes the one line a request logs when it ends, as JSON: the same
     fields as every structlog line (event, level, timestamp, request id) plus
@@ -127,8 +130,6 @@ class AccessLog:
         self._file = file or sys.stderr  # held, so that its descriptor stays open
         self._fd = self._file.fileno() if config.json_logs else None
         self._logger = structlog.get_logger("service.access")
-        self._second = -1
-        self._stamp = ""
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()  # batches go out whole and in order
         # One growing buffer, not a list of lines: hundreds of orjson results
@@ -147,8 +148,10 @@ class AccessLog:
             return
         fields["event"] = "request_handled"
         fields["level"] = "info"
-        fields["timestamp"] = self._timestamp()
-        line = orjson.dumps(fields, default=repr, option=orjson.OPT_APPEND_NEWLINE)
+        # orjson writes it as structlog's ISO format does (UTC, "Z"), and faster
+        # than any formatting in Python.
+        fields["timestamp"] = datetime.now(UTC)
+        line = orjson.dumps(fields, default=repr, option=_LINE_OPTIONS)
         with self._lock:
             self._pending += line
             full = len(self._pending) >= self._MAX_PENDING
@@ -175,16 +178,6 @@ class AccessLog:
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._pending = bytearray()
-
-    def _timestamp(self) -> str:
-        # structlog's ISO format (UTC, microseconds, "Z"); the part up to the
-        # second is formatted once a second.
-        now = time.time()
-        second = int(now)
-        if second != self._second:
-            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self._second = second
-        return f"{self._stamp}.{int((now - second) * 1_000_000):06d}Z"
 
 
 def whole_lines(data: bytearray, limit: int) -> Iterator[memoryview]:
