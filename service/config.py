@@ -92,9 +92,9 @@ class Config:
     secret_key: str = _env("SECRET_KEY", DEV_SECRET_KEY)
     port: int = _env("PORT", 8000, _positive_int)
     bind: str | None = _env("BIND", None, _optional_str)  # host:port; default 127.0.0.1:PORT
-    # 3 processes x 8 threads made both the read and the insert ceiling of the
-    # benchmark fastest on a 2-core machine (README, Performance): one process
-    # more than cores, so a core whose process waits on the GIL has another.
+    # 3 processes x 8 threads (one process more than the cores) made both the
+    # read and the insert ceiling of the benchmark fastest, within noise, on a
+    # 2-core machine (README, Performance).
     web_workers: int = _env("WEB_CONCURRENCY", 3, _positive_int)
     # gthread, not gevent, though gevent measured a little faster on creates:
     # gthread caps what it drains of a refused request body (64 KiB, with a

@@ -371,7 +371,7 @@ def paste_etag(created_at: datetime) -> str:
     named here by the microsecond the paste was created, which also tells it
     from any later paste that drew the same id. A digest of the content named
     it as well, but cost a read time in proportion to its size (on a 1 KiB raw
-    read, 3 % of the service's instructions)."""
+    read, 6 % of the service's instructions)."""
     return f'"{epoch_micros(created_at):x}"'
 
 

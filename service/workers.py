@@ -100,17 +100,17 @@ class BalancedThreadWorker(ThreadWorker):
     """gthread's worker: its accept decision differs (see the module), and its
     responses check headers as CheckedOnceHeaders does."""
 
-    def init_process(self) -> None:
-        # gthread builds each HTTP/1 response from this module attribute; set
-        # in this worker process only, after the fork.
-        wsgi.Response = CheckedOnceHeaders
-        super().init_process()
-
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._held = 0
         self.load_slot: int | None = None  # set by the pre_fork hook
         super().__init__(*args, **kwargs)
         self._limit: int = self.cfg.worker_connections
+
+    def init_process(self) -> None:
+        # gthread builds each HTTP/1 response from this module attribute; set
+        # in this worker process only, after the fork.
+        wsgi.Response = CheckedOnceHeaders
+        super().init_process()
 
     # gthread counts its connections in `nr_conns` and accepts while
     # `nr_conns < worker_connections`, checking before every wait for events.
