@@ -685,14 +685,19 @@ def _ignore_interrupts() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
+def server_connections(config: Config) -> int:
+    """The most connections one gunicorn server holds: a full pool per process."""
+    return config.web_workers * config.pool_max_size
+
+
 def pgbench_clients(settings: Settings, config: Config) -> int:
-    return settings.pgbench_clients or config.web_workers * config.pool_max_size
+    return settings.pgbench_clients or server_connections(config)
 
 
 def connections_needed(settings: Settings, config: Config) -> int:
     """The most connections a run holds at once: every pool of the servers up
     together full (idle connections stay open), and pgbench's."""
-    pooled = POOLED_SERVERS * config.web_workers * config.pool_max_size
+    pooled = POOLED_SERVERS * server_connections(config)
     return pooled + pgbench_clients(settings, config) + SPARE_CONNECTIONS
 
 
