@@ -71,7 +71,8 @@ def bare_loop(db_url: str, batch: int) -> float:
         started = time.perf_counter()
         while True:
             with conn.transaction():
-                deleted = len(conn.execute(statement, {"batch": batch}).fetchall())
+                row = conn.execute(statement, {"batch": batch}).fetchone()
+                deleted = row[0] if row else 0
             if deleted < batch:
                 break
         return time.perf_counter() - started
