@@ -69,10 +69,11 @@ def bare_loop(db_url: str, batch: int) -> float:
     statement = load_queries()["purge_expired_batch"].sql
     with psycopg.connect(db_url) as conn:
         started = time.perf_counter()
+        after = None  # each batch starts where the last ended, as the worker's do
         while True:
             with conn.transaction():
-                row = conn.execute(statement, {"batch": batch}).fetchone()
-                deleted = row[0] if row else 0
+                row = conn.execute(statement, {"batch": batch, "after": after}).fetchone()
+                deleted, after = row if row else (0, None)
             if deleted < batch:
                 break
         return time.perf_counter() - started

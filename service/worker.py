@@ -16,7 +16,9 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, replace
+from datetime import datetime
 from types import FrameType
+from typing import NamedTuple
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, start_http_server
@@ -34,11 +36,17 @@ BACKOFF_START = 1.0
 BACKOFF_CAP = 30.0
 
 
-def purge_batch(db: Database, batch: int) -> int:
-    """Claim and delete up to `batch` expired pastes; how many were deleted."""
-    row = db.one("purge_expired_batch", batch=batch)
+class Batch(NamedTuple):
+    purged: int
+    last_expiry: datetime | None  # the latest expiry among them; None if none
+
+
+def purge_batch(db: Database, batch: int, after: datetime | None = None) -> Batch:
+    """Claim and delete up to `batch` expired pastes that expired at or after
+    `after` (pass the previous batch's last_expiry while draining)."""
+    row = db.one("purge_expired_batch", batch=batch, after=after)
     assert row is not None  # count(*) always yields a row
-    return int(row["purged"])
+    return Batch(purged=row["purged"], last_expiry=row["last_expiry"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +100,9 @@ class Worker:
         stop is asked for. Raises DatabaseUnavailable if the database fails."""
         started = time.perf_counter()
         purged = batches = 0
+        after = None  # each drain starts at the front: rows skipped last time are found
         while True:
-            deleted = purge_batch(self.db, self.batch)
+            deleted, after = purge_batch(self.db, self.batch, after)
             batches += 1
             purged += deleted
             self.metrics.purged.inc(deleted)

@@ -1,15 +1,24 @@
 -- name: purge_expired_batch
 -- Claims up to %(batch)s expired pastes, deletes them in one statement and
--- returns how many it deleted. SKIP LOCKED lets any number of worker replicas
--- run at once: each claims rows no other transaction holds, so none waits and
--- none deletes a row twice. Served by pastes_expires_at_idx (a partial index
--- on expiring rows). A count, not the ids: turning 1,000 ids a batch into
--- Python rows took a fifth of a core while a backlog drains, beside the web
--- workers on the same machine.
+-- returns how many it deleted and the latest expiry among them. SKIP LOCKED
+-- lets any number of worker replicas run at once: each claims rows no other
+-- transaction holds, so none waits and none deletes a row twice. Served by
+-- pastes_expires_at_idx (a partial index on expiring rows).
+--
+-- %(after)s is the previous batch's last_expiry (NULL for a drain's first):
+-- the scan starts there, not at the front of the index, where the entries of
+-- every row deleted so far stay until vacuum. From the front, each batch of a
+-- 1,000,000-row drain stepped over all of them: the last batches took 1.7
+-- times as long as the first. `>=`, so rows tied at the boundary are not
+-- skipped; rows another replica held behind it are left to the next drain.
+--
+-- A count, not the ids: turning 1,000 ids a batch into Python rows took a
+-- fifth of a core while a backlog drains, beside the web workers.
 WITH claimed AS (
-    SELECT id
+    SELECT id, expires_at
       FROM pastes
      WHERE expires_at <= now()
+       AND expires_at >= coalesce(%(after)s::timestamptz, '-infinity')
      ORDER BY expires_at
      LIMIT %(batch)s
        FOR UPDATE SKIP LOCKED
@@ -17,6 +26,6 @@ WITH claimed AS (
     DELETE FROM pastes AS p
      USING claimed
      WHERE p.id = claimed.id
-    RETURNING 1
+    RETURNING claimed.expires_at
 )
-SELECT count(*) AS purged FROM deleted;
+SELECT count(*) AS purged, max(expires_at) AS last_expiry FROM deleted;

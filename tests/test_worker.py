@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,34 @@ def test_run_once_deletes_only_expired_pastes(config, sql):
     assert count(sql) == 500
 
 
+def test_a_drain_resumes_where_its_last_batch_ended_and_misses_no_tie(config, sql):
+    # 2,500 rows share one expiry: every batch boundary falls inside the tie.
+    sql.execute(
+        """
+        INSERT INTO pastes (id, content, size, created_at, expires_at, delete_token_hash)
+        SELECT 'tie' || lpad(n::text, 10, '0'), 'x', 1, now() - interval '2 days',
+               date_trunc('second', now()) - interval '1 hour', '\\x00'
+          FROM generate_series(1, 2500) AS n
+        """
+    )
+    insert_pastes(sql, 1500, prefix="old", expired=True)  # later expiries, all distinct
+    expiries = sql.execute("SELECT max(expires_at) FROM pastes WHERE id LIKE 'tie%'").fetchone()
+    db = worker_db(config)
+    try:
+        first = purge_batch(db, 1000)
+        assert first.purged == 1000
+        assert first.last_expiry == expiries[0]
+        # Rows that expired before `after` are left alone; the tie itself is not.
+        later = purge_batch(db, 10_000, after=expiries[0] + timedelta(microseconds=1))
+        assert later.purged == 1500
+        assert count(sql, "id LIKE 'tie%'") == 1500
+        tick = Worker(db, batch=1000, interval=10).run_once()
+    finally:
+        db.close()
+    assert tick.purged == 1500
+    assert count(sql) == 0
+
+
 def test_purge_query_is_served_by_the_partial_expiry_index(sql):
     insert_pastes(sql, 5000, prefix="live", expired=False)
     insert_pastes(sql, 5000, prefix="ever", expired=False, never=True)
@@ -95,7 +124,8 @@ def test_purge_query_is_served_by_the_partial_expiry_index(sql):
     plan = "\n".join(
         row[0]
         for row in sql.execute(
-            "EXPLAIN " + load_queries()["purge_expired_batch"].sql, {"batch": 1000}
+            "EXPLAIN " + load_queries()["purge_expired_batch"].sql,
+            {"batch": 1000, "after": None},
         ).fetchall()
     )
     assert "pastes_expires_at_idx" in plan
@@ -145,9 +175,9 @@ def test_purge_skips_rows_another_transaction_holds(config, sql, database_url):
     try:
         with psycopg.connect(database_url) as holder:
             holder.execute("SELECT id FROM pastes WHERE id <= 'old0000000004' FOR UPDATE")
-            assert purge_batch(db, 100) == 6
+            assert purge_batch(db, 100).purged == 6
             assert ids_left(sql) == [f"old{n:010d}" for n in range(1, 5)]
-        assert purge_batch(db, 100) == 4
+        assert purge_batch(db, 100).purged == 4
         assert ids_left(sql) == []
     finally:
         db.close()
@@ -331,7 +361,7 @@ def test_a_purge_in_progress_never_blocks_live_traffic(make_client, sql, databas
     with psycopg.connect(database_url) as purger:
         # A purge that has claimed and deleted every expired row but not committed.
         purger.execute("SET lock_timeout = 0")
-        purger.execute(load_queries()["purge_expired_batch"].sql, {"batch": 5000})
+        purger.execute(load_queries()["purge_expired_batch"].sql, {"batch": 5000, "after": None})
         with psycopg.connect(database_url, autocommit=True) as other:
             other.execute("SET lock_timeout = '200ms'")
             other.execute("SELECT id FROM pastes WHERE id = %s FOR UPDATE", [live["id"]])
