@@ -24,7 +24,8 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 
 from service.config import Config, ConfigError
-from service.db import Database
+from service.db import Database, Session
+from service.domain import spread_fraction
 from service.errors import DatabaseUnavailable
 from service.logs import configure_logging
 from service.ratelimit import delete_stale_buckets
@@ -32,6 +33,10 @@ from service.ratelimit import delete_stale_buckets
 log = structlog.get_logger("service.worker")
 
 JITTER = 0.1  # each sleep is the interval ± 10 %, so replicas drift apart
+# Replicas beyond this many all start at random points: far more than one
+# database would be given.
+PURGE_LANES = 64
+PURGE_LANE_LOCKS = 0x70617374  # the advisory-lock namespace of the lanes ("past")
 BACKOFF_START = 1.0
 BACKOFF_CAP = 30.0
 
@@ -41,7 +46,7 @@ class Batch(NamedTuple):
     last_expiry: datetime | None  # the latest expiry among them; None if none
 
 
-def purge_batch(db: Database, batch: int, after: datetime | None = None) -> Batch:
+def purge_batch(db: Database | Session, batch: int, after: datetime | None = None) -> Batch:
     """Claim and delete up to `batch` expired pastes that expired at or after
     `after` (pass the previous batch's last_expiry while draining)."""
     row = db.one("purge_expired_batch", batch=batch, after=after)
@@ -99,15 +104,8 @@ class Worker:
         """Drain the backlog: take batches until one comes back short or a
         stop is asked for. Raises DatabaseUnavailable if the database fails."""
         started = time.perf_counter()
-        purged = batches = 0
-        after = None  # each drain starts at the front: rows skipped last time are found
-        while True:
-            deleted, after = purge_batch(self.db, self.batch, after)
-            batches += 1
-            purged += deleted
-            self.metrics.purged.inc(deleted)
-            if deleted < self.batch or self.stop.is_set():
-                break
+        with self.db.session() as session:
+            purged, batches = self._drain(session)
         stale = 0
         if not self.stop.is_set():
             stale = delete_stale_buckets(self.db, idle_seconds=self.rate_limit_retention)
@@ -128,6 +126,39 @@ class Worker:
                 worker_id=self.worker_id,
             )
         return tick
+
+    def _drain(self, session: Session) -> tuple[int, int]:
+        """Batches from where this replica's lane starts to the newest expired
+        row, then from the front; the rows deleted and the batches taken. One
+        connection throughout: it holds the lane."""
+        lane = session.one("claim_purge_lane", lanes=PURGE_LANES, namespace=PURGE_LANE_LOCKS)
+        assert lane is not None  # an aggregate always yields a row
+        first, now = lane["first_expiry"], lane["now"]
+        if first is None:  # nothing has expired
+            session.execute("release_purge_lanes")
+            return 0, 0
+        # With every lane taken, anywhere is as good a start.
+        fraction = (
+            random.random()  # noqa: S311 - a place to start, not a secret
+            if lane["lane"] is None
+            else spread_fraction(lane["lane"])
+        )
+        # Lane 0 starts at the front, as a lone replica does: one pass is all.
+        starts = [first + (now - first) * fraction, None] if fraction else [None]
+        purged = batches = 0
+        for start in starts:
+            after = start
+            while True:
+                deleted, after = purge_batch(session, self.batch, after)
+                batches += 1
+                purged += deleted
+                self.metrics.purged.inc(deleted)
+                if deleted < self.batch or self.stop.is_set():
+                    break
+            if self.stop.is_set():
+                break
+        session.execute("release_purge_lanes")
+        return purged, batches
 
     def run(self) -> None:
         """Tick until stopped; database failures are logged and backed off."""

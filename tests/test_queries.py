@@ -82,6 +82,8 @@ def test_every_query_plans_against_the_migrated_schema(sql):
         "burst": 10,
         "per_second": 0.5,
         "idle_seconds": 3600,
+        "lanes": 4,
+        "namespace": 1,
     }
     for query in load_queries().values():
         sql.execute("EXPLAIN " + query.sql, params)

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -117,6 +117,47 @@ def test_a_drain_resumes_where_its_last_batch_ended_and_misses_no_tie(config, sq
     assert count(sql) == 0
 
 
+def test_a_replica_whose_lane_is_taken_starts_halfway_and_then_sweeps_the_front(
+    config, sql, database_url, monkeypatch
+):
+    import psycopg
+
+    from service import worker as worker_module
+
+    insert_pastes(sql, 2000, prefix="old", expired=True)
+    first, last = sql.execute(
+        "SELECT min(expires_at), max(expires_at) FROM pastes WHERE expires_at <= now()"
+    ).fetchone()
+    starts: list[object] = []
+    real_purge_batch = worker_module.purge_batch
+
+    def recording(db, batch, after=None):
+        starts.append(after)
+        return real_purge_batch(db, batch, after)
+
+    monkeypatch.setattr(worker_module, "purge_batch", recording)
+    db = worker_db(config)
+    try:
+        with psycopg.connect(database_url, autocommit=True) as other:
+            # Another replica holds lane 0: this one gets lane 1, half-way in.
+            other.execute("SELECT pg_advisory_lock(%s, 0)", [worker_module.PURGE_LANE_LOCKS])
+            tick = Worker(db, batch=1000, interval=10).run_once()
+            held = sql.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s",
+                [worker_module.PURGE_LANE_LOCKS],
+            ).fetchone()[0]
+    finally:
+        db.close()
+    assert tick.purged == 2000
+    assert count(sql) == 0
+    halfway = starts[0]
+    assert isinstance(halfway, datetime)
+    # The backlog's middle, by expiry (now() is a little past the newest row).
+    assert first + (last - first) * 0.5 <= halfway < last
+    assert None in starts[1:]  # then from the front, for the older half
+    assert held == 1  # only the other replica's lane: this one gave its back
+
+
 def test_purge_query_is_served_by_the_partial_expiry_index(sql):
     insert_pastes(sql, 5000, prefix="live", expired=False)
     insert_pastes(sql, 5000, prefix="ever", expired=False, never=True)
@@ -204,9 +245,10 @@ def test_unreachable_database_is_backed_off_not_spun_on():
     assert 2 <= failed <= 4
 
 
-def test_an_unexpected_query_error_is_survived_too(config):
+def test_an_unexpected_query_error_is_survived_too(config, sql):
     from service.queries import Query
 
+    insert_pastes(sql, 1, prefix="old", expired=True)  # so that a batch is run
     db = worker_db(config)
     broken = Database(db.pool, {**db.queries, "purge_expired_batch": Query("p", "SELECT 1/0")})
     worker = Worker(broken, interval=0.01)
