@@ -349,6 +349,19 @@ def spread_fraction(lane: int) -> float:
     return fraction
 
 
+def purge_stretch(lane: int, lanes_held: int) -> tuple[float, float | None]:
+    """The stretch of the expired backlog purge replica `lane` drains while
+    lanes 0 … lanes_held-1 are held, as fractions of it: from its start to
+    the next start above it (None: to the newest expired row)."""
+    start = spread_fraction(lane)
+    later = [
+        fraction
+        for fraction in map(spread_fraction, range(max(lanes_held, lane + 1)))
+        if fraction > start
+    ]
+    return start, min(later, default=None)
+
+
 def epoch_micros(moment: datetime) -> int:
     """Microseconds since 1970 (UTC): a timestamp's exact value, as an integer."""
     return (moment - _EPOCH) // _MICROSECOND

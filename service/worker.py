@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, start_http_server
 
 from service.config import Config, ConfigError
 from service.db import Database, Session
-from service.domain import spread_fraction
+from service.domain import purge_stretch
 from service.errors import DatabaseUnavailable
 from service.logs import configure_logging
 from service.ratelimit import delete_stale_buckets
@@ -33,8 +33,8 @@ from service.ratelimit import delete_stale_buckets
 log = structlog.get_logger("service.worker")
 
 JITTER = 0.1  # each sleep is the interval ± 10 %, so replicas drift apart
-# Replicas beyond this many all start at random points: far more than one
-# database would be given.
+# Replicas beyond this many drain from random points to the newest row: far
+# more than one database would be given.
 PURGE_LANES = 64
 PURGE_LANE_LOCKS = 0x70617374  # the advisory-lock namespace of the lanes ("past")
 BACKOFF_START = 1.0
@@ -46,10 +46,16 @@ class Batch(NamedTuple):
     last_expiry: datetime | None  # the latest expiry among them; None if none
 
 
-def purge_batch(db: Database | Session, batch: int, after: datetime | None = None) -> Batch:
+def purge_batch(
+    db: Database | Session,
+    batch: int,
+    after: datetime | None = None,
+    before: datetime | None = None,
+) -> Batch:
     """Claim and delete up to `batch` expired pastes that expired at or after
-    `after` (pass the previous batch's last_expiry while draining)."""
-    row = db.one("purge_expired_batch", batch=batch, after=after)
+    `after` (pass the previous batch's last_expiry while draining) and, if
+    given, before `before`."""
+    row = db.one("purge_expired_batch", batch=batch, after=after, before=before)
     assert row is not None  # count(*) always yields a row
     return Batch(purged=row["purged"], last_expiry=row["last_expiry"])
 
@@ -128,35 +134,28 @@ class Worker:
         return tick
 
     def _drain(self, session: Session) -> tuple[int, int]:
-        """Batches from where this replica's lane starts to the newest expired
-        row, then from the front; the rows deleted and the batches taken. One
-        connection throughout: it holds the lane."""
+        """Batches over this replica's stretch of the backlog, oldest first,
+        until one comes back short; the rows deleted and the batches taken.
+        One connection throughout: it holds the lane."""
         lane = session.one("claim_purge_lane", lanes=PURGE_LANES, namespace=PURGE_LANE_LOCKS)
-        assert lane is not None  # an aggregate always yields a row
-        first, now = lane["first_expiry"], lane["now"]
-        if first is None:  # nothing has expired
-            session.execute("release_purge_lanes")
-            return 0, 0
-        # With every lane taken, anywhere is as good a start.
-        fraction = (
-            random.random()  # noqa: S311 - a place to start, not a secret
-            if lane["lane"] is None
-            else spread_fraction(lane["lane"])
-        )
-        # Lane 0 starts at the front, as a lone replica does: one pass is all.
-        starts = [first + (now - first) * fraction, None] if fraction else [None]
+        assert lane is not None  # a SELECT without FROM-filter always yields its row
+        first, last = lane["first_expiry"], lane["last_expiry"]
         purged = batches = 0
-        for start in starts:
-            after = start
+        if first is not None:  # something has expired
+            if lane["lane"] is None:  # every lane taken: anywhere is as good a start
+                start, end = random.random(), None  # noqa: S311 - a place, not a secret
+            else:
+                start, end = purge_stretch(lane["lane"], lane["lanes_held"])
+            # A lone replica is lane 0 of 1: the whole backlog, from the front.
+            after = first + (last - first) * start if start else None
+            before = first + (last - first) * end if end is not None else None
             while True:
-                deleted, after = purge_batch(session, self.batch, after)
+                deleted, after = purge_batch(session, self.batch, after, before)
                 batches += 1
                 purged += deleted
                 self.metrics.purged.inc(deleted)
                 if deleted < self.batch or self.stop.is_set():
                     break
-            if self.stop.is_set():
-                break
         session.execute("release_purge_lanes")
         return purged, batches
 

@@ -11,6 +11,8 @@
 -- 1,000,000-row drain stepped over all of them: the last batches took 1.7
 -- times as long as the first. `>=`, so rows tied at the boundary are not
 -- skipped; rows another replica held behind it are left to the next drain.
+-- %(before)s (NULL: none) ends a replica's stretch of the backlog where the
+-- next replica's starts (claim_purge_lane).
 --
 -- A count, not the ids: turning 1,000 ids a batch into Python rows took a
 -- fifth of a core while a backlog drains, beside the web workers.
@@ -19,6 +21,7 @@ WITH claimed AS (
       FROM pastes
      WHERE expires_at <= now()
        AND expires_at >= coalesce(%(after)s::timestamptz, '-infinity')
+       AND expires_at < coalesce(%(before)s::timestamptz, 'infinity')
      ORDER BY expires_at
      LIMIT %(batch)s
        FOR UPDATE SKIP LOCKED
@@ -31,13 +34,15 @@ WITH claimed AS (
 SELECT count(*) AS purged, max(expires_at) AS last_expiry FROM deleted;
 
 -- name: claim_purge_lane
--- Where this replica's drain starts. It takes the lowest free lane of
--- %(lanes)s (a session advisory lock in %(namespace)s, held until
--- release_purge_lanes) and reads the expired backlog's bounds; the worker
--- starts lane n at a fraction of the backlog that keeps replicas apart
--- (domain.spread_fraction). Replicas that all start at the front leapfrog:
--- every batch steps over the rows the others hold or have just deleted, and
--- on 2 cores four replicas purged at 0.7 of one; started apart, at 1.2.
+-- Which stretch of the backlog this replica drains. It takes the lowest free
+-- lane of %(lanes)s (a session advisory lock in %(namespace)s, held until
+-- release_purge_lanes), counts the lanes held now, and reads the expired
+-- backlog's bounds; the worker splits the backlog among the lanes held
+-- (domain.purge_stretch), by expiry between the oldest and the newest
+-- expired row. Replicas that all start at the front leapfrog: every batch
+-- steps over the rows the others hold or have just deleted, and on 2 cores
+-- four replicas purged at three quarters of one's rate; split, two and four
+-- replicas purge at 1.5 times one's rate and more.
 -- The lane is only where to start: SKIP LOCKED keeps replicas correct.
 -- lane is NULL when all lanes are taken. Served by pastes_expires_at_idx.
 WITH lane AS (
@@ -45,12 +50,19 @@ WITH lane AS (
       FROM generate_series(0, %(lanes)s - 1) AS n
      WHERE pg_try_advisory_lock(%(namespace)s, n)
      LIMIT 1
+), mine AS (
+    SELECT (SELECT n FROM lane) AS lane
 )
-SELECT (SELECT n FROM lane) AS lane,
-       min(expires_at) AS first_expiry,
-       now() AS now
-  FROM pastes
- WHERE expires_at <= now();
+SELECT mine.lane,
+       (SELECT greatest(max(objid::text::int) + 1, mine.lane + 1)
+          FROM pg_locks
+         WHERE locktype = 'advisory'
+           AND classid = %(namespace)s::oid
+           AND objsubid = 2
+           AND granted) AS lanes_held,
+       (SELECT min(expires_at) FROM pastes WHERE expires_at <= now()) AS first_expiry,
+       (SELECT max(expires_at) FROM pastes WHERE expires_at <= now()) AS last_expiry
+  FROM mine;
 
 -- name: release_purge_lanes
 -- Gives back this session's lane (and one left over by a drain that failed).

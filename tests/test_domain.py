@@ -378,3 +378,23 @@ def test_any_number_of_purge_lanes_start_evenly_apart_inside_the_backlog(lanes):
     # at most twofold: no two replicas start close while others start far apart.
     stretches = [b - a for a, b in itertools.pairwise([*starts, 1.0])]
     assert max(stretches) <= 2 * min(stretches)
+
+
+def test_a_purge_lane_drains_up_to_where_the_next_held_lane_starts():
+    assert domain.purge_stretch(0, 1) == (0, None)  # alone: everything
+    assert domain.purge_stretch(0, 2) == (0, 0.5)
+    assert domain.purge_stretch(1, 2) == (0.5, None)
+    assert domain.purge_stretch(0, 4) == (0, 0.25)
+    assert domain.purge_stretch(2, 4) == (0.25, 0.5)
+    assert domain.purge_stretch(1, 4) == (0.5, 0.75)
+    assert domain.purge_stretch(3, 4) == (0.75, None)
+    assert domain.purge_stretch(2, 2) == (0.25, 0.5)  # lanes held counts itself
+
+
+@given(st.integers(min_value=1, max_value=300))
+def test_the_held_lanes_stretches_cover_the_backlog_once(lanes):
+    stretches = sorted(domain.purge_stretch(lane, lanes) for lane in range(lanes))
+    assert stretches[0][0] == 0
+    assert stretches[-1][1] is None
+    for (_, end), (start, _) in itertools.pairwise(stretches):
+        assert end == start

@@ -77,6 +77,7 @@ def test_every_query_plans_against_the_migrated_schema(sql):
         "after_id": "AbCdEfGhIjKl",
         "batch": 10,
         "after": "2026-01-01T00:00:00Z",
+        "before": None,
         "bucket": "create",
         "client": "192.0.2.1",
         "burst": 10,

@@ -117,7 +117,7 @@ def test_a_drain_resumes_where_its_last_batch_ended_and_misses_no_tie(config, sq
     assert count(sql) == 0
 
 
-def test_a_replica_whose_lane_is_taken_starts_halfway_and_then_sweeps_the_front(
+def test_replicas_split_the_backlog_by_lane_and_a_lone_one_drains_it_all(
     config, sql, database_url, monkeypatch
 ):
     import psycopg
@@ -128,34 +128,41 @@ def test_a_replica_whose_lane_is_taken_starts_halfway_and_then_sweeps_the_front(
     first, last = sql.execute(
         "SELECT min(expires_at), max(expires_at) FROM pastes WHERE expires_at <= now()"
     ).fetchone()
-    starts: list[object] = []
+    stretches: list[tuple[object, object]] = []
     real_purge_batch = worker_module.purge_batch
 
-    def recording(db, batch, after=None):
-        starts.append(after)
-        return real_purge_batch(db, batch, after)
+    def recording(db, batch, after=None, before=None):
+        stretches.append((after, before))
+        return real_purge_batch(db, batch, after, before)
 
     monkeypatch.setattr(worker_module, "purge_batch", recording)
     db = worker_db(config)
+    lanes_held = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s::oid"
     try:
         with psycopg.connect(database_url, autocommit=True) as other:
-            # Another replica holds lane 0: this one gets lane 1, half-way in.
+            # Another replica holds lane 0: this one gets lane 1, the newer half.
             other.execute("SELECT pg_advisory_lock(%s, 0)", [worker_module.PURGE_LANE_LOCKS])
-            tick = Worker(db, batch=1000, interval=10).run_once()
-            held = sql.execute(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s",
-                [worker_module.PURGE_LANE_LOCKS],
+            second = Worker(db, batch=1000, interval=10).run_once()
+            held = sql.execute(lanes_held, [worker_module.PURGE_LANE_LOCKS]).fetchone()[0]
+            halfway, end = stretches[0]
+            left = count(sql)
+            newer_left = sql.execute(
+                "SELECT count(*) FROM pastes WHERE expires_at >= %s", [halfway]
             ).fetchone()[0]
+        batches_before = len(stretches)
+        alone = Worker(db, batch=1000, interval=10).run_once()
     finally:
         db.close()
-    assert tick.purged == 2000
-    assert count(sql) == 0
-    halfway = starts[0]
     assert isinstance(halfway, datetime)
-    # The backlog's middle, by expiry (now() is a little past the newest row).
-    assert first + (last - first) * 0.5 <= halfway < last
-    assert None in starts[1:]  # then from the front, for the older half
+    assert halfway == first + (last - first) * 0.5  # the backlog's middle, by expiry
+    assert end is None
+    assert 0 < second.purged < 2000
+    assert left == 2000 - second.purged
+    assert newer_left == 0  # all of the newer half, none of the older
     assert held == 1  # only the other replica's lane: this one gave its back
+    assert stretches[batches_before] == (None, None)  # alone: lane 0 of 1, everything
+    assert alone.purged == left
+    assert count(sql) == 0
 
 
 def test_purge_query_is_served_by_the_partial_expiry_index(sql):
@@ -166,7 +173,7 @@ def test_purge_query_is_served_by_the_partial_expiry_index(sql):
         row[0]
         for row in sql.execute(
             "EXPLAIN " + load_queries()["purge_expired_batch"].sql,
-            {"batch": 1000, "after": None},
+            {"batch": 1000, "after": None, "before": None},
         ).fetchall()
     )
     assert "pastes_expires_at_idx" in plan
@@ -403,7 +410,10 @@ def test_a_purge_in_progress_never_blocks_live_traffic(make_client, sql, databas
     with psycopg.connect(database_url) as purger:
         # A purge that has claimed and deleted every expired row but not committed.
         purger.execute("SET lock_timeout = 0")
-        purger.execute(load_queries()["purge_expired_batch"].sql, {"batch": 5000, "after": None})
+        purger.execute(
+            load_queries()["purge_expired_batch"].sql,
+            {"batch": 5000, "after": None, "before": None},
+        )
         with psycopg.connect(database_url, autocommit=True) as other:
             other.execute("SET lock_timeout = '200ms'")
             other.execute("SELECT id FROM pastes WHERE id = %s FOR UPDATE", [live["id"]])
