@@ -43,8 +43,10 @@ SELECT count(*) AS purged, max(expires_at) AS last_expiry FROM deleted;
 -- steps over the rows the others hold or have just deleted, and on 2 cores
 -- four replicas purged at three quarters of one's rate; split, two and four
 -- replicas purge at 1.5 times one's rate and more.
--- The lane is only where to start: SKIP LOCKED keeps replicas correct.
--- lane is NULL when all lanes are taken. Served by pastes_expires_at_idx.
+-- Lanes only divide the work; SKIP LOCKED keeps replicas correct. A stretch
+-- whose lane nobody holds (a hole left by a replica that finished early)
+-- waits for the next drain; a lone replica drains everything. lane is NULL
+-- when all lanes are taken. Served by pastes_expires_at_idx.
 WITH lane AS (
     SELECT n
       FROM generate_series(0, %(lanes)s - 1) AS n
