@@ -39,10 +39,12 @@ class RequestIds:
         os.register_at_fork(after_in_child=self._reset)
 
     def _reset(self) -> None:
-        self._counter = itertools.count(int.from_bytes(os.urandom(8)) << 64)
+        self._prefix = os.urandom(8).hex()
+        self._counter = itertools.count()
 
     def next(self) -> str:
-        return f"{next(self._counter):032x}"
+        # Two short formats: one of a 128-bit number costs twice as much.
+        return f"{self._prefix}{next(self._counter):016x}"
 
 
 class RequestContext:
@@ -57,7 +59,9 @@ class RequestContext:
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.started = time.perf_counter()
-        incoming = req.get_header("X-Request-ID")
+        # The environ itself: get_header raises and catches a KeyError for a
+        # header that is absent, as this one nearly always is (0.8 µs).
+        incoming = req.env.get("HTTP_X_REQUEST_ID")
         request_id = incoming if incoming and _REQUEST_ID.fullmatch(incoming) else self.ids.next()
         req.context.request_id = request_id
         # Every other line of the request carries the id too; reset at its end.
