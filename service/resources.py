@@ -33,7 +33,7 @@ class _PasteResource:
 
 def _send_json(resp: falcon.Response, document: Any) -> None:
     resp.content_type = JSON
-    resp.data = orjson.dumps(document)
+    resp.data = views.to_json(document)
 
 
 _CACHE_NEVER_EXPIRING = f"public, max-age={domain.cache_max_age(None, domain.utc_now())}"
