@@ -33,7 +33,16 @@ def test_a_timestamp_is_written_as_rfc3339_writes_it(moment):
     assert written(moment) == domain.rfc3339(moment)
 
 
-@given(st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5, minutes=-30))])))
+# Years a paste's timestamps can have (far from datetime's own limits, which a
+# conversion to UTC could cross).
+MOMENTS = st.datetimes(
+    min_value=datetime(1970, 1, 1),
+    max_value=datetime(9000, 1, 1),
+    timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5, minutes=-30))]),
+)
+
+
+@given(MOMENTS)
 def test_any_aware_timestamp_is_written_as_rfc3339_writes_it(moment):
     assert written(moment) == domain.rfc3339(moment)
 
