@@ -134,4 +134,6 @@ class MissLimits:
 
 def client_of(req: falcon.Request, limiter: RateLimiter) -> str:
     """The key `req`'s client is limited by."""
-    return limiter.client(req.remote_addr, req.get_header("X-Forwarded-For"))
+    # From the environ, as X-Request-ID is: a client that talks to the service
+    # directly sends no X-Forwarded-For, and get_header would raise for it.
+    return limiter.client(req.remote_addr, req.env.get("HTTP_X_FORWARDED_FOR"))
