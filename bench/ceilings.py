@@ -1,6 +1,6 @@
-"""Bare Falcon apps that measure what the service could reach at best, run by
-gunicorn with the service's own gunicorn.conf.py (so the same worker class,
-processes and threads):
+"""Bare Falcon ASGI apps that measure what the service could reach at best,
+run by gunicorn with the service's own gunicorn.conf.py (so the same uvicorn
+worker, loop, parser and processes):
 
     gunicorn -c gunicorn.conf.py 'bench.ceilings:http_app()'    # constant 1 KiB body
     gunicorn -c gunicorn.conf.py 'bench.ceilings:read_app()'    # read_paste, nothing else
@@ -10,18 +10,14 @@ processes and threads):
 
 The database apps take DATABASE_URL, the pool sizes and the rate limits from
 the service's Config, run exactly one prepared statement of sql/pastes.sql per
-request through a psycopg_pool ConnectionPool and send back its result: no
-validation, logging, metrics or middleware. They take and give back connections
-with getconn/putconn, as the service does: the pool's connection() context
-also commits on the way out, which costs an autocommit connection a trip
-through psycopg's wait loop per request, though no round trip.
+request through a psycopg_pool AsyncConnectionPool (opened at ASGI startup) and
+send back its result: no validation, logging, metrics or middleware.
 
 The insert is the statement the service runs for a create under the same
-settings: with rate limits on (production), insert_paste_rate_limited, which
-takes the client's create token in the same round trip; the client is found
-as the service finds it (service.ratelimit.cached_client_key: X-Forwarded-For from a
-trusted proxy), so both fill the same buckets. `plain_insert_app` runs
-insert_paste, the statement without the limiter, to show what the limiter costs.
+settings: with rate limits on, insert_paste_rate_limited, which takes the
+client's create token in the same round trip; the client is found as the
+service finds it (service.ratelimit.cached_client_key). `plain_insert_app`
+runs insert_paste, the statement without the limiter.
 """
 
 from __future__ import annotations
@@ -31,8 +27,10 @@ import secrets
 from typing import Any
 
 import falcon
+import falcon.asgi
 import orjson
-from psycopg_pool import ConnectionPool
+from falcon.asgi import Request, Response
+from psycopg_pool import AsyncConnectionPool
 
 from service.config import Config
 from service.queries import load_queries
@@ -50,35 +48,37 @@ def statement(name: str) -> str:
     return str(getattr(query, "sql", query))
 
 
-class _App(falcon.App):
-    """gunicorn's worker_exit hook calls `close()`: the pool closes with the worker."""
+class _Pool:
+    """Opens the app's pool at ASGI startup, in the worker process, and closes it at shutdown."""
 
-    def __init__(self, pool: ConnectionPool | None = None) -> None:
-        super().__init__()
+    def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
 
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.close()
+    async def process_startup(self, scope: Any, event: Any) -> None:
+        await self.pool.open(wait=False)
+
+    async def process_shutdown(self, scope: Any, event: Any) -> None:
+        await self.pool.close()
 
 
 class _Constant:
-    def on_get(self, req: falcon.Request, resp: falcon.Response, **_: Any) -> None:
+    async def on_get(self, req: Request, resp: Response, **_: Any) -> None:
         resp.content_type = TEXT
         resp.data = BODY
 
 
 class _Read:
-    def __init__(self, pool: ConnectionPool) -> None:
+    def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
         self.sql = statement("read_paste")
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response, paste_id: str) -> None:
-        conn = self.pool.getconn()
+    async def on_get(self, req: Request, resp: Response, paste_id: str) -> None:
+        conn = await self.pool.getconn()
         try:
-            row = conn.execute(self.sql, {"id": paste_id}, prepare=True).fetchone()
+            cursor = await conn.execute(self.sql, {"id": paste_id}, prepare=True)
+            row = await cursor.fetchone()
         finally:
-            self.pool.putconn(conn)
+            await self.pool.putconn(conn)
         if row is None:
             raise falcon.HTTPNotFound()
         resp.content_type = TEXT
@@ -87,7 +87,7 @@ class _Read:
 
 class _Insert:
     def __init__(
-        self, pool: ConnectionPool, limit: dict[str, Any] | None, trusted: tuple[str, ...] = ()
+        self, pool: AsyncConnectionPool, limit: dict[str, Any] | None, trusted: tuple[str, ...] = ()
     ) -> None:
         self.pool = pool
         self.limit = limit
@@ -95,8 +95,8 @@ class _Insert:
         # The service's client key (and its cache), so both fill the same buckets.
         self.client = cached_client_key(trusted)
 
-    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        content = orjson.loads(req.bounded_stream.read())["content"]
+    async def on_post(self, req: Request, resp: Response) -> None:
+        content = orjson.loads(await req.stream.read())["content"]
         params = {
             "id": secrets.token_hex(8),
             "content": content,
@@ -109,62 +109,63 @@ class _Insert:
             "delete_token_hash": TOKEN_HASH,
         }
         if self.limit is not None:
-            client = self.client(req.remote_addr, req.env.get("HTTP_X_FORWARDED_FOR"))
+            client = self.client(req.remote_addr, req.get_header("X-Forwarded-For"))
             params |= self.limit | {"client": client}
-        conn = self.pool.getconn()
+        conn = await self.pool.getconn()
         try:
-            cursor = conn.execute(self.sql, params, prepare=True)
-            row = cursor.fetchone()
+            cursor = await conn.execute(self.sql, params, prepare=True)
+            row = await cursor.fetchone()
             names = [column.name for column in cursor.description or ()]
         finally:
-            self.pool.putconn(conn)
+            await self.pool.putconn(conn)
         resp.status = falcon.HTTP_201
         resp.content_type = falcon.MEDIA_JSON
         resp.data = orjson.dumps(dict(zip(names, row or (), strict=True)))
 
 
-def _pool(config: Config) -> ConnectionPool:
+def _pool(config: Config) -> AsyncConnectionPool:
     """Sized like the service's pool; autocommit, as the service's connections
     are, so one statement is one round trip."""
-    return ConnectionPool(
+    return AsyncConnectionPool(
         config.database_url or "",
         min_size=config.pool_min_size,
         max_size=config.pool_max_size,
         timeout=config.pool_timeout,
         kwargs={"autocommit": True},
         name="bench-ceiling",
-        open=True,
+        open=False,
     )
 
 
-def _with_health(app: _App) -> _App:
+def _app(pool: AsyncConnectionPool | None = None) -> falcon.asgi.App:
+    app = falcon.asgi.App(middleware=[_Pool(pool)] if pool is not None else [])
     app.add_route("/healthz", _Constant())
     return app
 
 
-def http_app() -> falcon.App:
+def http_app() -> falcon.asgi.App:
     """Any GET: a constant 1 KiB body."""
-    app = _App()
+    app = falcon.asgi.App()
     app.add_sink(_Constant().on_get, prefix="/")
     return app
 
 
-def read_app() -> falcon.App:
+def read_app() -> falcon.asgi.App:
     """GET /api/v1/pastes/{id}[/raw]: read_paste, the content as text."""
     return _database_app(reads=True)
 
 
-def mixed_app() -> falcon.App:
+def mixed_app() -> falcon.asgi.App:
     """Both: the reads and the insert on one pool, for the mixed scenario."""
     return _database_app(reads=True, insert=True)
 
 
-def insert_app() -> falcon.App:
+def insert_app() -> falcon.asgi.App:
     """POST /api/v1/pastes {"content": …}: the service's create statement, its row as JSON."""
     return _database_app(insert=True)
 
 
-def plain_insert_app() -> falcon.App:
+def plain_insert_app() -> falcon.asgi.App:
     """POST /api/v1/pastes {"content": …}: insert_paste (no rate limit), its row as JSON."""
     return _database_app(insert=True, limited=False)
 
@@ -184,10 +185,12 @@ def insert_statement(bucket: dict[str, Any] | None) -> str:
     return statement("insert_paste" if bucket is None else "insert_paste_rate_limited")
 
 
-def _database_app(*, reads: bool = False, insert: bool = False, limited: bool = True) -> falcon.App:
+def _database_app(
+    *, reads: bool = False, insert: bool = False, limited: bool = True
+) -> falcon.asgi.App:
     config = Config.from_env()
     pool = _pool(config)
-    app = _with_health(_App(pool))
+    app = _app(pool)
     if reads:
         read = _Read(pool)
         app.add_route("/api/v1/pastes/{paste_id}", read)

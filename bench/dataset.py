@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 import psycopg
 
 PASTES = "/api/v1/pastes"
+PEER_CREATE = "/documents"  # haste-server's API
 PASTE_BYTES = 1024
 REQUEST_TIMEOUT = 10.0
 
@@ -28,9 +29,11 @@ def paste_content(rng: random.Random, size: int = PASTE_BYTES) -> str:
 
 
 def write_create_body(path: Path, size: int = PASTE_BYTES) -> str:
-    """The JSON body the create scenarios POST: {"content": size bytes}."""
+    """The JSON body the create scenarios POST: {"content": size bytes}; the
+    content alone goes beside it, as `path` with `.txt`, for a peer."""
     content = paste_content(random.Random(42), size)
     path.write_text(json.dumps({"content": content}))
+    path.with_suffix(".txt").write_text(content)
     return content
 
 
@@ -41,8 +44,14 @@ class _Client:
         self.host, self.port = host, port
         self.conn = http.client.HTTPConnection(host, port, timeout=REQUEST_TIMEOUT)
 
-    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        content_type: str = "application/json",
+    ) -> tuple[int, bytes]:
+        headers = {"Content-Type": content_type, "Accept": "application/json"}
         try:
             self.conn.request(method, path, body=body, headers=headers)
             response = self.conn.getresponse()
@@ -57,9 +66,11 @@ class _Client:
 
 
 def create_pastes(
-    host: str, port: int, count: int, *, threads: int = 4, timeout: float = 600
+    host: str, port: int, count: int, *, threads: int = 4, timeout: float = 600, peer: bool = False
 ) -> list[str]:
-    """Create `count` public 1 KiB pastes with POSTs from a few threads; their ids."""
+    """Create `count` public 1 KiB pastes with POSTs from a few threads; their
+    ids. With `peer`, through a haste-server-style API (POST /documents with
+    the raw text, answered {"key": …})."""
     ids: list[str] = []
     failures: list[str] = []
     lock = threading.Lock()
@@ -73,11 +84,17 @@ def create_pastes(
             for _ in range(share):
                 if time.monotonic() > deadline or failures:
                     return
-                body = json.dumps({"content": paste_content(rng), "visibility": "public"})
-                status, reply = client.request("POST", PASTES, body.encode())
+                if peer:
+                    content = paste_content(rng).encode()
+                    status, reply = client.request("POST", PEER_CREATE, content, "text/plain")
+                    made = json.loads(reply)["key"] if status == 200 else None
+                else:
+                    body = json.dumps({"content": paste_content(rng), "visibility": "public"})
+                    status, reply = client.request("POST", PASTES, body.encode())
+                    made = json.loads(reply)["id"] if status == 201 else None
                 with lock:
-                    if status == 201:
-                        ids.append(json.loads(reply)["id"])
+                    if made is not None:
+                        ids.append(made)
                     else:
                         failures.append(f"{status} {reply[:200]!r}")
         except (OSError, http.client.HTTPException) as exc:

@@ -59,6 +59,8 @@ class Workload:
     create_ratio: float = 0.0
     body: Path | None = None
     clients: int = 0  # distinct X-Forwarded-For addresses; 0: none
+    create_path: str = "/api/v1/pastes"
+    content_type: str = "application/json"
 
 
 def wrk_command(
@@ -85,6 +87,8 @@ def wrk_command(
         str(workload.create_ratio),
         str(workload.body) if workload.body else "-",
         str(workload.clients),
+        workload.create_path,
+        workload.content_type,
     ]
 
 

@@ -1,42 +1,39 @@
-"""Reading and parsing request bodies within a byte limit."""
+"""Reading and parsing request bodies within a byte limit and a deadline."""
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import unquote_to_bytes
 
-import falcon
 import orjson
-from gunicorn.http.errors import ParseException
+from falcon.asgi import Request
 
-from service.errors import ContentTooLarge, MalformedRequest
-
-_CHUNK = 64 * 1024
+from service.errors import BodyTimeout, ContentTooLarge, MalformedRequest
 
 
-def read_limited(req: falcon.Request, limit: int) -> bytes:
-    """The whole body, refusing more than `limit` bytes.
+async def read_limited(req: Request, limit: int, timeout: float) -> bytes:
+    """The whole body, refusing more than `limit` bytes or a body still
+    arriving after `timeout` seconds.
 
     A declared Content-Length over the limit is refused before anything is
-    read; a chunked body is read in pieces and abandoned as soon as it passes
-    the limit, so neither is ever buffered whole.
+    read; a chunked body is read as it arrives and abandoned as soon as it
+    passes the limit, so neither is ever buffered whole.
     """
     length = req.content_length
+    if length is not None and length > limit:
+        raise ContentTooLarge(f"the body is {length} bytes; the limit is {limit} bytes")
+    received = bytearray()
     try:
-        if length is not None:
-            if length > limit:
-                raise ContentTooLarge(f"the body is {length} bytes; the limit is {limit} bytes")
-            body = req.bounded_stream.read()
-            if len(body) != length:  # the client stopped short: a truncated upload
-                raise MalformedRequest("the body ended before its Content-Length")
-            return body
-        received = bytearray()
-        while chunk := req.stream.read(min(_CHUNK, limit + 1 - len(received))):
-            received += chunk
-            if len(received) > limit:
-                raise ContentTooLarge(f"the body is over the limit of {limit} bytes")
-        return bytes(received)
-    except (ParseException, OSError) as exc:  # a malformed chunk, a broken connection
-        raise MalformedRequest("the body could not be read") from exc
+        async with asyncio.timeout(timeout):
+            async for chunk in req.stream:
+                received += chunk
+                if len(received) > limit:
+                    raise ContentTooLarge(f"the body is over the limit of {limit} bytes")
+    except TimeoutError:
+        raise BodyTimeout() from None
+    if length is not None and len(received) != length:  # the client went away mid-upload
+        raise MalformedRequest("the body ended before its Content-Length")
+    return bytes(received)
 
 
 def decode_text(body: bytes) -> str:

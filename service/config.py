@@ -92,18 +92,13 @@ class Config:
     secret_key: str = _env("SECRET_KEY", DEV_SECRET_KEY)
     port: int = _env("PORT", 8000, _positive_int)
     bind: str | None = _env("BIND", None, _optional_str)  # host:port; default 127.0.0.1:PORT
-    # 3 processes x 8 threads (one process more than the cores) made both the
-    # read and the insert ceiling of the benchmark fastest, within noise, on a
-    # 2-core machine (README, Performance).
+    # gunicorn worker processes, each an event loop (see bench/README.md for the choice).
     web_workers: int = _env("WEB_CONCURRENCY", 3, _positive_int)
-    # gthread, not gevent, though gevent measured a little faster on creates:
-    # gthread caps what it drains of a refused request body (64 KiB, with a
-    # deadline) where gevent reads it all. 8 threads keep creates waiting on
-    # the commit flush in flight together.
-    web_worker_class: str = _env("GUNICORN_WORKER_CLASS", "service.workers.BalancedThreadWorker")
-    web_threads: int = _env("GUNICORN_THREADS", 8, _positive_int)
-    # Connections one process holds at once (gevent/gthread); past it, it stops accepting.
-    web_worker_connections: int = _env("WEB_WORKER_CONNECTIONS", 256, _positive_int)
+    # Connections plus requests in flight one process holds at once; past it,
+    # uvicorn answers 503 (its own plain-text reply) instead of queueing.
+    web_worker_connections: int = _env("WEB_WORKER_CONNECTIONS", 2048, _positive_int)
+    # Seconds a request body may take to arrive; past it, 408.
+    body_timeout: float = _env("REQUEST_BODY_TIMEOUT", 60.0, _positive_float)
     public_base_url: str | None = _env("PUBLIC_BASE_URL", None, _base_url)
     paste_max_bytes: int = _env("PASTE_MAX_BYTES", MIB, _positive_int)
     paste_max_ttl: int = _env("PASTE_MAX_TTL", 365 * DAY, _positive_int)

@@ -337,31 +337,6 @@ _MICROSECOND = timedelta(microseconds=1)
 _ZERO = timedelta(0)
 
 
-def spread_fraction(lane: int) -> float:
-    """How far into the expired backlog purge replica `lane` starts draining:
-    0, 1/2, 1/4, 3/4, 1/8, 5/8, … (the van der Corput sequence), so that
-    however many replicas run, each starts far from the others."""
-    fraction, unit = 0.0, 1.0
-    while lane:
-        unit /= 2
-        lane, bit = divmod(lane, 2)
-        fraction += bit * unit
-    return fraction
-
-
-def purge_stretch(lane: int, lanes_held: int) -> tuple[float, float | None]:
-    """The stretch of the expired backlog purge replica `lane` drains while
-    lanes 0 … lanes_held-1 are held, as fractions of it: from its start to
-    the next start above it (None: to the newest expired row)."""
-    start = spread_fraction(lane)
-    later = [
-        fraction
-        for fraction in map(spread_fraction, range(max(lanes_held, lane + 1)))
-        if fraction > start
-    ]
-    return start, min(later, default=None)
-
-
 def epoch_micros(moment: datetime) -> int:
     """Microseconds since 1970 (UTC): a timestamp's exact value, as an integer."""
     return (moment - _EPOCH) // _MICROSECOND

@@ -31,6 +31,18 @@ class InvalidInput(ServiceError):
         self.field = field
 
 
+class BodyTimeout(MalformedRequest):
+    """The request body did not arrive in time."""
+
+
+class UriTooLong(MalformedRequest):
+    """The request line is longer than this service accepts."""
+
+
+class HeadersTooLarge(MalformedRequest):
+    """The request's headers are larger than this service accepts."""
+
+
 class ContentTooLarge(ServiceError):
     """The content is larger than this service accepts."""
 

@@ -1,95 +1,94 @@
-"""Per-request plumbing: request ids, the access log line, metrics, and the
-headers every response carries."""
+"""Per-request plumbing: request ids, the access log line, metrics, the
+headers every response carries, the miss limiter, and the pool's life with
+the app's (ASGI lifespan)."""
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
 import time
+from itertools import count
 from typing import Any
 
-import falcon
+import structlog
+from falcon.asgi import Request, Response
 
 from service import metrics
 from service.db import Database
 from service.errors import RateLimited
-from service.logs import REQUEST_ID, AccessLog
 from service.problems import render_service_error
 from service.ratelimit import RateLimiter
+
+log = structlog.get_logger("service.access")
 
 # An incoming X-Request-ID is echoed only if it is short and plain, so it
 # cannot smuggle anything into logs or headers.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 UNMATCHED_ROUTE = "unmatched"
 _POOL_SAMPLE_SECONDS = 1.0
-# Methods become metric labels: any other (gunicorn accepts any token) is OTHER,
-# so a client cannot mint label sets.
+# Methods become metric labels: any other is OTHER, so a client cannot mint label sets.
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class RequestIds:
-    """Ids for requests that bring none: 32 hex digits, the first 16 random per
-    process and the last 16 a counter. Unique without a system call per
-    request (os.urandom is one); an id names a request in logs and is no secret."""
+    """Ids for requests that bring none: 16 random hex digits per process, then a counter."""
 
     def __init__(self) -> None:
         self._reset()
-        # A forked worker must not repeat its parent's ids.
+        # A process forked after ids were made must not repeat them.
         os.register_at_fork(after_in_child=self._reset)
 
     def _reset(self) -> None:
         self._prefix = os.urandom(8).hex()
-        self._counter = itertools.count()
+        self._counter = count()
 
     def next(self) -> str:
-        # Two short formats: one of a 128-bit number costs twice as much.
         return f"{self._prefix}{next(self._counter):016x}"
 
 
-class RequestContext:
-    """Binds a request id to every log line of a request, echoes it back,
-    writes one access line and the request metrics when the request ends."""
+def valid_request_id(incoming: str | None) -> str | None:
+    """An incoming request id if it is short and plain enough to echo."""
+    return incoming if incoming and _REQUEST_ID.fullmatch(incoming) else None
 
-    def __init__(self, db: Database | None, access_log: AccessLog) -> None:
+
+class RequestContext:
+    """Binds a request id to every log line of a request and echoes it back,
+    refuses requests over the size limits, and writes one access line and
+    the request's metrics when it ends."""
+
+    def __init__(self, db: Database | None) -> None:
         self.db = db
-        self.access_log = access_log
         self.ids = RequestIds()
         self._pool_sampled_at = 0.0
 
-    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+    async def process_request(self, req: Request, resp: Response) -> None:
         req.context.started = time.perf_counter()
-        # The environ itself: get_header raises and catches a KeyError for a
-        # header that is absent, as this one nearly always is (0.8 µs).
-        incoming = req.env.get("HTTP_X_REQUEST_ID")
-        request_id = incoming if incoming and _REQUEST_ID.fullmatch(incoming) else self.ids.next()
-        req.context.request_id = request_id
-        # Every other line of the request carries the id too; reset at its end.
-        req.context.log_context = REQUEST_ID.set(request_id)
+        request_id = valid_request_id(req.get_header("X-Request-ID")) or self.ids.next()
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
         resp.set_header("X-Request-ID", request_id)
         resp.set_header("X-Content-Type-Options", "nosniff")
 
-    def process_response(
-        self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool
+    async def process_response(
+        self,
+        req: Request,
+        resp: Response,
+        resource: Any,
+        req_succeeded: bool,
     ) -> None:
-        started = getattr(req.context, "started", None)
-        duration = time.perf_counter() - started if started is not None else 0.0
+        duration = time.perf_counter() - req.context.started
         route = req.uri_template or UNMATCHED_ROUTE
         status = resp.status_code
         method = req.method if req.method in _KNOWN_METHODS else "OTHER"
         metrics.record_request(route, method, status, duration)
-        self.access_log.write(
-            request_id=getattr(req.context, "request_id", None),
-            method=req.method,
+        log.info(
+            "request_handled",
+            method=method,
             route=route,
             status=status,
-            # Whole microseconds: round() to 3 digits costs twice as much.
-            duration_ms=int(duration * 1_000_000) / 1000,
+            duration_ms=round(duration * 1000, 3),
         )
         self._sample_pool()
-        log_context = getattr(req.context, "log_context", None)
-        if log_context is not None:
-            REQUEST_ID.reset(log_context)
 
     def _sample_pool(self) -> None:
         now = time.monotonic()
@@ -97,6 +96,20 @@ class RequestContext:
             return
         self._pool_sampled_at = now
         metrics.record_pool(self.db.stats())
+
+
+class PoolLifespan:
+    """Opens the app's own pool when the server starts it and closes it when
+    the server stops: in each gunicorn worker process, after the fork."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def process_startup(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
+        await self.db.open()
+
+    async def process_shutdown(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
+        await self.db.close()
 
 
 class MissLimits:
@@ -109,8 +122,12 @@ class MissLimits:
     def __init__(self, limiter: RateLimiter) -> None:
         self.limiter = limiter
 
-    def process_resource(
-        self, req: falcon.Request, resp: falcon.Response, resource: Any, params: dict[str, Any]
+    async def process_resource(
+        self,
+        req: Request,
+        resp: Response,
+        resource: Any,
+        params: dict[str, Any],
     ) -> None:
         # Finding the client key parses addresses: only worth it while someone is refused.
         # DELETE is left alone: its missing token (401) comes before anything else.
@@ -121,19 +138,21 @@ class MissLimits:
         ):
             self.limiter.check_refused(client_of(req, self.limiter))
 
-    def process_response(
-        self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool
+    async def process_response(
+        self,
+        req: Request,
+        resp: Response,
+        resource: Any,
+        req_succeeded: bool,
     ) -> None:
         if resp.status_code != 404 or req.uri_template not in self.LOOKUPS:
             return
         try:
-            self.limiter.take(self.limiter.misses, client_of(req, self.limiter))
+            await self.limiter.take(self.limiter.misses, client_of(req, self.limiter))
         except RateLimited as exc:
             render_service_error(resp, exc, exc.retry_after)
 
 
-def client_of(req: falcon.Request, limiter: RateLimiter) -> str:
+def client_of(req: Request, limiter: RateLimiter) -> str:
     """The key `req`'s client is limited by."""
-    # From the environ, as X-Request-ID is: a client that talks to the service
-    # directly sends no X-Forwarded-For, and get_header would raise for it.
-    return limiter.client(req.remote_addr, req.env.get("HTTP_X_FORWARDED_FOR"))
+    return limiter.client(req.remote_addr, req.get_header("X-Forwarded-For"))

@@ -26,7 +26,7 @@ class Page:
     next_cursor: Cursor | None
 
 
-def create_paste(
+async def create_paste(
     db: Database, new: NewPaste, *, client: str | None = None, limit: Limit | None = None
 ) -> CreatedPaste:
     """Store `new` and return it with its one-time delete token.
@@ -48,9 +48,9 @@ def create_paste(
         "delete_token_hash": domain.hash_delete_token(token),
     }
     if limit is None or client is None:
-        row = db.one("insert_paste", **values)
+        row = await db.one("insert_paste", **values)
     else:
-        row = db.one(
+        row = await db.one(
             "insert_paste_rate_limited",
             **values,
             bucket=limit.bucket,
@@ -65,30 +65,24 @@ def create_paste(
     return CreatedPaste(paste=_paste(row), delete_token=token)
 
 
-def read_paste(db: Database, paste_id: str) -> Paste:
-    """A live paste with its content; a burn-after-read paste is consumed.
+async def read_paste(db: Database, paste_id: str, *, consume: bool = True) -> Paste:
+    """A live paste with its content. A burn-after-read paste is consumed by
+    the read, unless `consume` is false (HEAD never burns).
 
     Raises PasteNotFound when there is no live paste `paste_id`.
     """
     if not domain.is_possible_paste_id(paste_id):
         raise PasteNotFound()
-    row = db.one("read_paste", id=paste_id)
+    if consume:
+        row = await db.one("read_paste", id=paste_id)
+    else:
+        row = await db.one("peek_paste", id=paste_id)
     if row is None:
         raise PasteNotFound()
     return _paste(row)
 
 
-def peek_paste(db: Database, paste_id: str) -> Paste:
-    """Like read_paste, but never consumes a burn-after-read paste (for HEAD)."""
-    if not domain.is_possible_paste_id(paste_id):
-        raise PasteNotFound()
-    row = db.one("peek_paste", id=paste_id)
-    if row is None:
-        raise PasteNotFound()
-    return _paste(row)
-
-
-def delete_paste(db: Database, paste_id: str, token: str) -> None:
+async def delete_paste(db: Database, paste_id: str, token: str) -> None:
     """Delete a live paste whose delete token is `token`.
 
     Raises PasteNotFound when there is no such live paste, WrongDeleteToken when
@@ -96,22 +90,22 @@ def delete_paste(db: Database, paste_id: str, token: str) -> None:
     """
     if not domain.is_possible_paste_id(paste_id):
         raise PasteNotFound()
-    with db.transaction() as tx:
-        row = tx.one("lock_paste_for_delete", id=paste_id)
+    async with db.transaction() as tx:
+        row = await tx.one("lock_paste_for_delete", id=paste_id)
         if row is None:
             raise PasteNotFound()
         if not domain.delete_token_matches(token, bytes(row["delete_token_hash"])):
             raise WrongDeleteToken()
-        tx.execute("delete_paste", id=paste_id)
+        await tx.execute("delete_paste", id=paste_id)
 
 
-def list_public(db: Database, *, limit: int, after: Cursor | None = None) -> Page:
+async def list_public(db: Database, *, limit: int, after: Cursor | None = None) -> Page:
     """Live public pastes, newest first, `limit` at most, after `after`."""
     # One row more than asked tells whether another page exists.
     if after is None:
-        rows = db.all("list_public_first", limit=limit + 1)
+        rows = await db.all("list_public_first", limit=limit + 1)
     else:
-        rows = db.all(
+        rows = await db.all(
             "list_public_after",
             limit=limit + 1,
             after_created_at=after.created_at,

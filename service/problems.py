@@ -17,6 +17,9 @@ log = structlog.get_logger("service.problems")
 
 STATUS_OF: dict[type[errors.ServiceError], int] = {
     errors.MalformedRequest: 400,
+    errors.BodyTimeout: 408,
+    errors.UriTooLong: 414,
+    errors.HeadersTooLarge: 431,
     errors.MissingDeleteToken: 401,
     errors.WrongDeleteToken: 403,
     errors.PasteNotFound: 404,
@@ -90,13 +93,13 @@ class ServiceErrorHandler:
     def __init__(self, retry_after_seconds: int) -> None:
         self.retry_after_seconds = retry_after_seconds
 
-    def __call__(
+    async def __call__(
         self, req: falcon.Request, resp: falcon.Response, exc: errors.ServiceError, params: Any
     ) -> None:
         render_service_error(resp, exc, self.retry_after_seconds)
 
 
-def handle_unexpected(
+async def handle_unexpected(
     req: falcon.Request, resp: falcon.Response, exc: Exception, params: Any
 ) -> None:
     """Any other exception is a bug: log it with the request id, answer 500."""
@@ -109,20 +112,3 @@ def handle_unexpected(
 def _cause(exc: BaseException) -> str | None:
     cause = exc.__cause__
     return type(cause).__name__ if cause is not None else None
-
-
-def write_gunicorn_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
-    """Stands in for gunicorn's `util.write_error`, so that the requests gunicorn
-    itself refuses (malformed, over-long line or headers) also get a problem
-    document rather than an HTML page. The detail does not echo the request."""
-    from gunicorn.util import write_nonblock
-
-    body = problem(status_int, f"The request was refused by the HTTP server: {reason}.")
-    head = (
-        f"HTTP/1.1 {status_int} {reason}\r\n"
-        "Connection: close\r\n"
-        f"Content-Type: {PROBLEM_JSON}\r\n"
-        "X-Content-Type-Options: nosniff\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    )
-    write_nonblock(sock, head.encode("latin-1") + body)

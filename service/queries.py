@@ -1,9 +1,10 @@
 """Named SQL queries, loaded once from `sql/*.sql`.
 
 Each query starts with a `-- name: verb_noun` line; the comment lines after it
-say what it does and which index serves it. A `-- retry: safe` line marks a
-query that may run again after its connection broke mid-call: running it twice
-can never do what running it once would not. Duplicate names are an error.
+say what it does and which index serves it. An `-- idempotent` line marks a
+query that leaves the database as it found it after one run when run twice,
+so it may run again after its connection was lost mid-call. Duplicate names
+are an error.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ from pathlib import Path
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 _NAME_LINE = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
-_RETRY_SAFE_LINE = re.compile(r"^\s*--\s*retry:\s*safe\s*$", re.MULTILINE)
+_IDEMPOTENT_LINE = re.compile(r"^\s*--\s*idempotent\s*$", re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
 class Query:
     name: str
     sql: str
-    retry_safe: bool = False
+    idempotent: bool = False
 
 
 class QueryFileError(Exception):
@@ -48,7 +49,7 @@ def parse_queries(text: str, source: str = "<string>") -> dict[str, Query]:
             raise QueryFileError(f"{source}: query {name!r} is empty")
         if name in queries:
             raise QueryFileError(f"{source}: query {name!r} is defined twice")
-        queries[name] = Query(name, statement, bool(_RETRY_SAFE_LINE.search(body)))
+        queries[name] = Query(name, statement, bool(_IDEMPOTENT_LINE.search(body)))
     return queries
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import ipaddress
 import math
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from dataclasses import dataclass
 import structlog
 
 from service.config import Config
-from service.db import Database
+from service.db import Database, SyncDatabase
 from service.errors import DatabaseUnavailable, RateLimited
 
 log = structlog.get_logger("service.ratelimit")
@@ -110,12 +109,11 @@ class RateLimiter:
             "miss", config.rate_limit_misses_per_minute / 60, config.rate_limit_miss_burst
         )
         self._refused_until: dict[str, float] = {}
-        self._lock = threading.Lock()
 
     def client(self, remote_addr: str | None, forwarded_for: str | None) -> str:
         return self._client_key(remote_addr, forwarded_for)
 
-    def take(self, limit: Limit, client: str) -> None:
+    async def take(self, limit: Limit, client: str) -> None:
         """Take one token of `limit` for `client`, or raise RateLimited.
 
         Fails open: if the database cannot answer, the request goes on (and
@@ -124,7 +122,7 @@ class RateLimiter:
         if not self.enabled:
             return
         try:
-            row = self.db.one(
+            row = await self.db.one(
                 "take_token",
                 bucket=limit.bucket,
                 client=client,
@@ -156,19 +154,17 @@ class RateLimiter:
             return
         left = until - time.monotonic()
         if left <= 0:
-            with self._lock:
-                self._refused_until.pop(client, None)
+            self._refused_until.pop(client, None)
             return
         raise RateLimited(max(1, math.ceil(left)))
 
     def _remember(self, client: str, retry_after: int) -> None:
         now = time.monotonic()
-        with self._lock:
-            if len(self._refused_until) >= _MAX_REMEMBERED:
-                self._refused_until = {c: t for c, t in self._refused_until.items() if t > now}
-            self._refused_until[client] = now + retry_after
+        if len(self._refused_until) >= _MAX_REMEMBERED:
+            self._refused_until = {c: t for c, t in self._refused_until.items() if t > now}
+        self._refused_until[client] = now + retry_after
 
 
-def delete_stale_buckets(db: Database, *, idle_seconds: int, batch: int = 10_000) -> int:
+def delete_stale_buckets(db: SyncDatabase, *, idle_seconds: int, batch: int = 10_000) -> int:
     """Delete buckets idle past `idle_seconds`; how many were deleted."""
     return db.execute("delete_stale_rate_limits", idle_seconds=idle_seconds, batch=batch)

@@ -15,7 +15,7 @@ import socket
 import sys
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from types import FrameType
 from typing import NamedTuple
@@ -24,8 +24,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 
 from service.config import Config, ConfigError
-from service.db import Database, Session
-from service.domain import purge_stretch
+from service.db import SyncDatabase
 from service.errors import DatabaseUnavailable
 from service.logs import configure_logging
 from service.ratelimit import delete_stale_buckets
@@ -33,10 +32,6 @@ from service.ratelimit import delete_stale_buckets
 log = structlog.get_logger("service.worker")
 
 JITTER = 0.1  # each sleep is the interval ± 10 %, so replicas drift apart
-# Replicas beyond this many drain from random points to the newest row: far
-# more than one database would be given.
-PURGE_LANES = 64
-PURGE_LANE_LOCKS = 0x70617374  # the advisory-lock namespace of the lanes ("past")
 BACKOFF_START = 1.0
 BACKOFF_CAP = 30.0
 
@@ -46,16 +41,10 @@ class Batch(NamedTuple):
     last_expiry: datetime | None  # the latest expiry among them; None if none
 
 
-def purge_batch(
-    db: Database | Session,
-    batch: int,
-    after: datetime | None = None,
-    before: datetime | None = None,
-) -> Batch:
+def purge_batch(db: SyncDatabase, batch: int, after: datetime | None = None) -> Batch:
     """Claim and delete up to `batch` expired pastes that expired at or after
-    `after` (pass the previous batch's last_expiry while draining) and, if
-    given, before `before`."""
-    row = db.one("purge_expired_batch", batch=batch, after=after, before=before)
+    `after` (pass the previous batch's last_expiry while draining)."""
+    row = db.one("purge_expired_batch", batch=batch, after=after)
     assert row is not None  # count(*) always yields a row
     return Batch(purged=row["purged"], last_expiry=row["last_expiry"])
 
@@ -89,7 +78,7 @@ class Worker:
 
     def __init__(
         self,
-        db: Database,
+        db: SyncDatabase,
         *,
         batch: int = 1000,
         interval: float = 10.0,
@@ -107,11 +96,19 @@ class Worker:
         self.metrics = metrics or WorkerMetrics()
 
     def run_once(self) -> Tick:
-        """Drain the backlog: take batches until one comes back short or a
-        stop is asked for. Raises DatabaseUnavailable if the database fails."""
+        """Drain the backlog: take batches, each its own short transaction,
+        until one comes back short or a stop is asked for. Raises
+        DatabaseUnavailable if the database fails."""
         started = time.perf_counter()
-        with self.db.session() as session:
-            purged, batches = self._drain(session)
+        purged = batches = 0
+        after = None
+        while True:
+            deleted, after = purge_batch(self.db, self.batch, after)
+            batches += 1
+            purged += deleted
+            self.metrics.purged.inc(deleted)
+            if deleted < self.batch or self.stop.is_set():
+                break
         stale = 0
         if not self.stop.is_set():
             stale = delete_stale_buckets(self.db, idle_seconds=self.rate_limit_retention)
@@ -132,32 +129,6 @@ class Worker:
                 worker_id=self.worker_id,
             )
         return tick
-
-    def _drain(self, session: Session) -> tuple[int, int]:
-        """Batches over this replica's stretch of the backlog, oldest first,
-        until one comes back short; the rows deleted and the batches taken.
-        One connection throughout: it holds the lane."""
-        lane = session.one("claim_purge_lane", lanes=PURGE_LANES, namespace=PURGE_LANE_LOCKS)
-        assert lane is not None  # a SELECT without FROM-filter always yields its row
-        first, last = lane["first_expiry"], lane["last_expiry"]
-        purged = batches = 0
-        if first is not None:  # something has expired
-            if lane["lane"] is None:  # every lane taken: anywhere is as good a start
-                start, end = random.random(), None  # noqa: S311 - a place, not a secret
-            else:
-                start, end = purge_stretch(lane["lane"], lane["lanes_held"])
-            # A lone replica is lane 0 of 1: the whole backlog, from the front.
-            after = first + (last - first) * start if start else None
-            before = first + (last - first) * end if end is not None else None
-            while True:
-                deleted, after = purge_batch(session, self.batch, after, before)
-                batches += 1
-                purged += deleted
-                self.metrics.purged.inc(deleted)
-                if deleted < self.batch or self.stop.is_set():
-                    break
-        session.execute("release_purge_lanes")
-        return purged, batches
 
     def run(self) -> None:
         """Tick until stopped; database failures are logged and backed off."""
@@ -203,9 +174,7 @@ def main() -> int:
         config = Config.from_env()
         if not config.database_url:
             raise ConfigError("DATABASE_URL is required")
-        # One connection is all a worker uses.
-        config = replace(config, pool_min_size=1, pool_max_size=1)
-        db = Database.from_config(config, name="pastebin-worker")
+        db = SyncDatabase.from_config(config)
     except ConfigError as exc:
         print(f"worker: {exc}", file=sys.stderr)
         return 2

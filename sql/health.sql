@@ -1,4 +1,4 @@
 -- name: ping
--- retry: safe
+-- idempotent
 -- Proves the database answers; touches no table.
 SELECT 1 AS ok;

@@ -8,7 +8,7 @@ VALUES (%(id)s, %(content)s, %(title)s, %(language)s, %(visibility)s, %(burn_aft
 RETURNING id, title, language, visibility, burn_after_read, size, created_at, expires_at;
 
 -- name: read_paste
--- retry: safe
+-- idempotent
 -- Reads a live paste in one round trip. A burn-after-read paste is deleted by
 -- the same statement, so of any number of concurrent readers exactly one gets
 -- the row: the others wait on its row lock and then find it gone.
@@ -33,7 +33,7 @@ SELECT id, content, title, language, visibility, burn_after_read,
    AND (expires_at IS NULL OR expires_at > now());
 
 -- name: peek_paste
--- retry: safe
+-- idempotent
 -- Reads a live paste without consuming it (HEAD never burns).
 -- Served by the primary key.
 SELECT id, content, title, language, visibility, burn_after_read,
@@ -56,7 +56,7 @@ SELECT delete_token_hash
 DELETE FROM pastes WHERE id = %(id)s;
 
 -- name: list_public_first
--- retry: safe
+-- idempotent
 -- The newest live public pastes. Served by pastes_public_listing_idx
 -- (backward scan); expired rows not yet purged are filtered out.
 SELECT id, title, language, visibility, burn_after_read, size, created_at, expires_at
@@ -68,7 +68,7 @@ SELECT id, title, language, visibility, burn_after_read, size, created_at, expir
  LIMIT %(limit)s;
 
 -- name: list_public_after
--- retry: safe
+-- idempotent
 -- The next page after a keyset cursor (created_at, id): the row comparison is
 -- an index condition on pastes_public_listing_idx, so page 1,000 costs what
 -- page 1 does.

@@ -7,19 +7,22 @@ Docker engine answers; an embedded server from the `pgserver` package.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 from falcon import testing
+from falcon.util.sync import async_to_sync
 
 from service.app import create_app
 from service.config import Config
@@ -126,12 +129,40 @@ def config(database_url: str) -> Config:
     )
 
 
+def run(coroutine: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
+    """Await `coroutine(*args, **kwargs)` on the event loop the test client
+    runs apps on (one per process), so pools opened here serve its requests."""
+    return async_to_sync(coroutine, *args, **kwargs)
+
+
+def open_database(config: Config) -> Database:
+    """The app's database handle on `config`, its pool open and filled."""
+    database = Database.from_config(config)
+    run(database.pool.open, wait=True, timeout=10)
+    return database
+
+
 @pytest.fixture
 def db(config: Config) -> Iterator[Database]:
-    database = Database.from_config(config)
-    database.pool.wait(timeout=10)
+    database = open_database(config)
     yield database
-    database.close()
+    run(database.close)
+
+
+def concurrently(
+    client: testing.TestClient, method: str, path: str, times: int, **kwargs: Any
+) -> list[testing.Result]:
+    """`times` requests at once, interleaved on the app's event loop."""
+
+    async def requests() -> list[testing.Result]:
+        async with testing.ASGIConductor(client.app) as conductor:
+            return list(
+                await asyncio.gather(
+                    *(conductor.simulate_request(method, path, **kwargs) for _ in range(times))
+                )
+            )
+
+    return run(requests)
 
 
 @pytest.fixture

@@ -8,10 +8,12 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,11 +27,17 @@ def free_port() -> int:
 class Server:
     """A running gunicorn, spoken to over HTTP on 127.0.0.1."""
 
-    def __init__(self, port: int, process: subprocess.Popen) -> None:
+    def __init__(self, port: int, process: subprocess.Popen, log_file: IO[str]) -> None:
         self.port = port
         self.process = process
         self.returncode: int | None = None
         self.log = ""
+        self._log_file = log_file
+
+    def read_log(self) -> str:
+        """What the server has written to stderr so far."""
+        self._log_file.seek(0)
+        return self._log_file.read()
 
     def request(
         self,
@@ -69,15 +77,18 @@ def gunicorn(database_url: str, **env: str) -> Iterator[Server]:
         **env,
     }
     environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    # A file, not a pipe: a full pipe that nobody reads would block every
+    # worker's event loop on its next log line.
+    log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed when the server is
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "service.app:create_app()"],
         cwd=ROOT,
         env=environ,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
         text=True,
     )
-    server = Server(port, process)
+    server = Server(port, process, log)
     try:
         wait_until_ready(server)
         yield server
@@ -85,11 +96,13 @@ def gunicorn(database_url: str, **env: str) -> Iterator[Server]:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
         try:
-            _, server.log = process.communicate(timeout=30)
+            process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
-            _, server.log = process.communicate()
+            process.wait()
         server.returncode = process.returncode
+        server.log = server.read_log()
+        log.close()
 
 
 def wait_until_ready(server: Server, timeout: float = 20) -> None:
@@ -102,6 +115,6 @@ def wait_until_ready(server: Server, timeout: float = 20) -> None:
             pass
         if server.process.poll() is not None or time.monotonic() > deadline:
             server.process.kill()
-            log = server.process.communicate()[1]
-            raise RuntimeError(f"gunicorn did not start: {log[-3000:]}")
+            server.process.wait()
+            raise RuntimeError(f"gunicorn did not start: {server.read_log()[-3000:]}")
         time.sleep(0.1)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import datetime, timedelta
 
 import pytest
 
-from tests.conftest import assert_problem
+from service import bodies, problems
+from service.errors import BodyTimeout, ContentTooLarge, MalformedRequest
+from tests.conftest import assert_problem, run
 
 PATH = "/api/v1/pastes"
 ID = re.compile(r"[A-Za-z0-9]{11,}")
@@ -152,8 +155,8 @@ def test_public_base_url_with_path_prefix_builds_links(make_client):
 
 
 def test_links_follow_the_request_host(client):
-    result = client.simulate_post(PATH, json={"content": "x"}, headers={"Host": "pastes.test:8080"})
-    assert result.json["url"].startswith("http://pastes.test:8080/api/v1/pastes/")
+    result = client.simulate_post(PATH, json={"content": "x"}, host="pastes.test")
+    assert result.json["url"].startswith("http://pastes.test/api/v1/pastes/")
 
 
 def test_ids_are_unique(create):
@@ -350,44 +353,49 @@ def test_declared_oversize_is_refused_without_reading_the_body(make_client):
     assert_problem(result, 413)
 
 
-class _Chunked:
-    """A body of unknown length (as chunked transfer gives it), counting reads."""
+class _Upload:
+    """A request whose body arrives in 16 KiB chunks, as uvicorn hands them
+    over, counting what was taken; `declared` is its Content-Length."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, declared: int | None = None, delay: float = 0.0) -> None:
         self.left = total
         self.delivered = 0
+        self.content_length = declared
+        self.delay = delay
 
-    def read(self, size: int = -1) -> bytes:
-        size = self.left if size is None or size < 0 else min(size, self.left)
-        self.left -= size
-        self.delivered += size
-        return b"a" * size
+    @property
+    def stream(self):
+        return self._chunks()
 
-    readline = read
-
-    def readlines(self, hint: int = -1) -> list[bytes]:
-        return [self.read()]
-
-    def __iter__(self):
-        return iter(self.readlines())
-
-
-def test_chunked_body_is_cut_off_at_the_limit_not_buffered_whole(make_client):
-    client = make_client(paste_max_bytes=1000)
-    body = _Chunked(50 * 1024 * 1024)
-    result = client.simulate_post(
-        PATH, headers={"Content-Type": "text/plain"}, extras={"wsgi.input": body}
-    )
-    assert_problem(result, 413)
-    assert body.delivered < 1000 + 128 * 1024
+    async def _chunks(self):
+        while self.left:
+            await asyncio.sleep(self.delay)
+            size = min(16384, self.left)
+            self.left -= size
+            self.delivered += size
+            yield b"a" * size
 
 
-def test_truncated_upload_is_400_not_stored(client, sql):
-    result = client.simulate_post(
-        PATH, body=b"short", headers={"Content-Type": "text/plain", "Content-Length": "50"}
-    )
-    assert_problem(result, 400)
-    assert sql.execute("SELECT count(*) FROM pastes").fetchone() == (0,)
+def test_chunked_body_is_cut_off_at_the_limit_not_buffered_whole():
+    upload = _Upload(50 * 1024 * 1024)
+    with pytest.raises(ContentTooLarge):
+        run(bodies.read_limited, upload, 1000, 10.0)
+    assert upload.delivered < 1000 + 128 * 1024
+
+
+def test_a_body_within_the_limit_is_read_whole():
+    assert run(bodies.read_limited, _Upload(40000, declared=40000), 40000, 10.0) == b"a" * 40000
+
+
+def test_truncated_upload_is_400():
+    with pytest.raises(MalformedRequest):
+        run(bodies.read_limited, _Upload(5, declared=50), 1000, 10.0)
+
+
+def test_a_body_that_does_not_arrive_in_time_is_408():
+    with pytest.raises(BodyTimeout):
+        run(bodies.read_limited, _Upload(10**6, delay=0.05), 10**7, 0.3)
+    assert problems.status_of(BodyTimeout()) == 408
 
 
 def test_precedence_holds_between_body_and_query(make_client):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 import math
 import re
 from collections import Counter
@@ -362,39 +361,3 @@ def test_every_expiry_in_range_is_kept(seconds):
 def test_every_expiry_out_of_range_is_refused(seconds):
     with pytest.raises(InvalidInput):
         validate(content="x", expires_in=seconds)
-
-
-def test_purge_lanes_start_halfway_between_the_lanes_before_them():
-    starts = [domain.spread_fraction(lane) for lane in range(8)]
-    assert starts == [0, 0.5, 0.25, 0.75, 0.125, 0.625, 0.375, 0.875]
-
-
-@given(st.integers(min_value=2, max_value=4096))
-def test_any_number_of_purge_lanes_start_evenly_apart_inside_the_backlog(lanes):
-    starts = sorted(domain.spread_fraction(lane) for lane in range(lanes))
-    assert starts[0] == 0
-    assert starts[-1] < 1
-    # The stretches between neighbouring starts (the last one to the end) differ
-    # at most twofold: no two replicas start close while others start far apart.
-    stretches = [b - a for a, b in itertools.pairwise([*starts, 1.0])]
-    assert max(stretches) <= 2 * min(stretches)
-
-
-def test_a_purge_lane_drains_up_to_where_the_next_held_lane_starts():
-    assert domain.purge_stretch(0, 1) == (0, None)  # alone: everything
-    assert domain.purge_stretch(0, 2) == (0, 0.5)
-    assert domain.purge_stretch(1, 2) == (0.5, None)
-    assert domain.purge_stretch(0, 4) == (0, 0.25)
-    assert domain.purge_stretch(2, 4) == (0.25, 0.5)
-    assert domain.purge_stretch(1, 4) == (0.5, 0.75)
-    assert domain.purge_stretch(3, 4) == (0.75, None)
-    assert domain.purge_stretch(2, 2) == (0.25, 0.5)  # lanes held counts itself
-
-
-@given(st.integers(min_value=1, max_value=300))
-def test_the_held_lanes_stretches_cover_the_backlog_once(lanes):
-    stretches = sorted(domain.purge_stretch(lane, lanes) for lane in range(lanes))
-    assert stretches[0][0] == 0
-    assert stretches[-1][1] is None
-    for (_, end), (start, _) in itertools.pairwise(stretches):
-        assert end == start

@@ -10,9 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from service.metrics import FLUSH_SECONDS
 from tests.servers import Server, gunicorn
-from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -142,8 +140,7 @@ def test_metrics_aggregate_every_worker_process(server):
         )
         return float(match.group(1)) if match else 0.0
 
-    # The other workers add their counts within metrics.FLUSH_SECONDS, idle or not.
-    assert wait_for(lambda: counted() >= 20, timeout=5 * FLUSH_SECONDS)
+    assert counted() >= 20
 
 
 def test_unknown_route_and_bad_method_are_problems_over_http(server):
@@ -153,42 +150,3 @@ def test_unknown_route_and_bad_method_are_problems_over_http(server):
     status, headers, _ = server.request("PUT", "/api/v1/pastes")
     assert status == 405
     assert "GET" in headers["allow"]
-
-
-def _connections_by_worker(server: Server) -> list[int]:
-    import psutil
-
-    workers = psutil.Process(server.process.pid).children()
-    return sorted(
-        sum(
-            1
-            for c in worker.net_connections(kind="tcp")
-            if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == server.port
-        )
-        for worker in workers
-    )
-
-
-def test_a_burst_of_keep_alive_connections_is_shared_by_the_workers(server):
-    # Whichever worker calls accept() first takes a connection, and a kept-alive
-    # connection stays where it landed: plain gthread put all 36 of these on
-    # one worker, which then does the work of two while the other idles.
-    # service.workers.BalancedThreadWorker evens them out.
-    from service.workers import SLACK
-
-    connections = []
-    try:
-        for _ in range(3):  # three bursts, each all at once
-            burst = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(12)]
-            connections += burst
-            for conn in burst:
-                conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
-            for conn in burst:
-                conn.settimeout(10)
-                assert conn.recv(4096).startswith(b"HTTP/1.1 200")
-        assert wait_for(lambda: sum(_connections_by_worker(server)) == 36, timeout=5)
-        fewest, most = _connections_by_worker(server)
-        assert most - fewest <= 2 * (SLACK + 1)
-    finally:
-        for conn in connections:
-            conn.close()

@@ -3,6 +3,7 @@ a crash of every process, and a graceful shutdown under way."""
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import signal
 import socket
@@ -19,13 +20,12 @@ import psycopg
 import pytest
 from falcon import testing
 
-import service.db
 from service.app import create_app
 from service.db import Database
 from service.errors import DatabaseBusy
 from service.migrate import apply_migrations
 from service.queries import Query
-from tests.conftest import assert_problem, with_database
+from tests.conftest import assert_problem, open_database, run, with_database
 from tests.proxy import TcpProxy
 from tests.servers import gunicorn
 from tests.waiting import wait_for
@@ -43,8 +43,7 @@ def pooled_backends(sql) -> int:
 
 def app_with_pool(config, size: int) -> tuple[Database, testing.TestClient]:
     """An app on a pool of exactly `size` connections, all open."""
-    db = Database.from_config(replace(config, pool_min_size=size, pool_max_size=size))
-    db.pool.wait(timeout=10)
+    db = open_database(replace(config, pool_min_size=size, pool_max_size=size))
     return db, testing.TestClient(create_app(config, db=db))
 
 
@@ -83,61 +82,47 @@ def test_killed_connections_are_replaced_and_the_next_requests_succeed(config, s
             )
         assert statuses == [200, 200, 201] * 5, client.simulate_get("/api/v1/pastes").text
     finally:
-        db.close()
+        run(db.close)
 
 
-def test_a_read_takes_an_unchecked_connection_and_is_retried_on_a_checked_one(
-    config, sql, monkeypatch
-):
-    """A read skips the dead-connection check (a system call per request); when
-    its connection turns out dead, it runs again on a checked connection
-    instead of failing."""
-    db, client = app_with_pool(config, 2)
-    checked: list[int] = []
-    real_is_dead = service.db.is_dead
-
-    def counted(conn) -> bool:
-        checked.append(conn.info.backend_pid)
-        return real_is_dead(conn)
-
+def test_a_read_on_a_lost_connection_runs_again_after_the_pool_checks_the_rest(config, sql):
+    """A lost connection makes the pool check its idle ones (all of them dead
+    here) and an idempotent read run once more: no request fails."""
+    db, client = app_with_pool(config, 3)
     try:
         paste = client.simulate_post("/api/v1/pastes", json={"content": "again"}).json
-        monkeypatch.setattr(service.db, "is_dead", counted)
-        assert client.simulate_get(f"/api/v1/pastes/{paste['id']}/raw").status_code == 200
-        assert checked == [], "a read on a live connection checked it"
-
-        kill_pooled_backends(sql)
+        old = set(kill_pooled_backends(sql))
         result = client.simulate_get(f"/api/v1/pastes/{paste['id']}/raw")
         assert result.status_code == 200
         assert result.text == "again"
-        assert checked, "the retry ran on an unchecked connection"
+        assert db.stats().get("connections_lost", 0) >= 1
+        # The pool replaced the dead connections: the next reads need no retry.
+        lost = db.stats()["connections_lost"]
+        for _ in range(5):
+            assert client.simulate_get(f"/api/v1/pastes/{paste['id']}").status_code == 200
+        assert db.stats()["connections_lost"] == lost
+        assert not old & {
+            pid
+            for (pid,) in sql.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = 'pastebin' "
+                "AND datname = current_database()"
+            ).fetchall()
+        }
     finally:
-        db.close()
+        run(db.close)
 
 
-def test_a_create_checks_its_connection_and_is_not_retried(config, sql, monkeypatch):
-    """A create may have committed before its connection broke, so it runs on
-    a checked connection and, if that dies after the check, fails cleanly."""
+def test_a_create_on_a_lost_connection_is_not_run_again(config, sql):
+    """A create may have committed before its connection broke: it answers
+    503 rather than risk a second insert, and the next create succeeds."""
     db, client = app_with_pool(config, 2)
-    killed: list[int] = []
-    real_is_dead = service.db.is_dead
-
-    def killed_after_the_check(conn) -> bool:
-        alive = not real_is_dead(conn)
-        if alive and not killed:
-            killed.append(conn.info.backend_pid)
-            sql.execute("SELECT pg_terminate_backend(%s)", [conn.info.backend_pid])
-            time.sleep(0.2)
-        return not alive
-
     try:
-        monkeypatch.setattr(service.db, "is_dead", killed_after_the_check)
-        create = client.simulate_post("/api/v1/pastes", json={"content": "x"})
-        assert killed, "the create's connection was not checked"
-        assert_problem(create, 503)
+        kill_pooled_backends(sql)
+        assert_problem(client.simulate_post("/api/v1/pastes", json={"content": "x"}), 503)
+        assert sql.execute("SELECT count(*) FROM pastes").fetchone() == (0,)
         assert client.simulate_post("/api/v1/pastes", json={"content": "x"}).status_code == 201
     finally:
-        db.close()
+        run(db.close)
 
 
 def test_unreachable_database_gives_fast_503s_and_recovers_by_itself(config, database_url):
@@ -147,6 +132,7 @@ def test_unreachable_database_gives_fast_503s_and_recovers_by_itself(config, dat
         config, database_url=proxy.url(database_url), pool_timeout=1.0, readiness_timeout=1.0
     )
     db = Database.from_config(app_config)
+    run(db.open)
     client = testing.TestClient(create_app(app_config, db=db))
     try:
         paste = client.simulate_post("/api/v1/pastes", json={"content": "kept"}).json
@@ -175,60 +161,62 @@ def test_unreachable_database_gives_fast_503s_and_recovers_by_itself(config, dat
         assert client.simulate_get("/readyz").status_code == 200
         assert client.simulate_post("/api/v1/pastes", json={"content": "y"}).status_code == 201
     finally:
-        db.close()
+        run(db.close)
         proxy.close()
 
 
 def test_exhausted_pool_sheds_excess_requests_quickly(config):
     small = replace(config, pool_min_size=2, pool_max_size=2, pool_max_waiting=2, pool_timeout=1.0)
-    db = Database.from_config(small)
-    db.pool.wait(timeout=10)
-    client = testing.TestClient(create_app(small, db=db))
-    held = [db.pool.getconn() for _ in range(2)]  # two slow requests in progress
-    results: list[tuple[int, float]] = []
-    lock = threading.Lock()
+    db = open_database(small)
+    app = create_app(small, db=db)
 
-    def request() -> None:
-        started = time.monotonic()
-        status = client.simulate_get("/api/v1/pastes").status_code
-        with lock:
-            results.append((status, time.monotonic() - started))
+    async def timed_requests() -> list[tuple[int, float]]:
+        held = [await db.pool.getconn() for _ in range(2)]  # two slow requests in progress
+        try:
+            async with testing.ASGIConductor(app) as conductor:
+
+                async def request() -> tuple[int, float]:
+                    started = time.monotonic()
+                    result = await conductor.simulate_get("/api/v1/pastes")
+                    return result.status_code, time.monotonic() - started
+
+                return list(await asyncio.gather(*(request() for _ in range(8))))
+        finally:
+            for conn in held:
+                await db.pool.putconn(conn)
 
     try:
-        threads = [threading.Thread(target=request) for _ in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=10)
-    finally:
-        for conn in held:
-            db.pool.putconn(conn)
-    try:
+        results = run(timed_requests)
         assert [status for status, _ in results] == [503] * 8
         fast = [elapsed for _, elapsed in results if elapsed < 0.5]
         # Two may wait the pool timeout; the rest are turned away at once.
         assert len(fast) >= 6
         assert max(elapsed for _, elapsed in results) < 3
         # Once connections are free again, requests are served.
-        assert client.simulate_get("/api/v1/pastes").status_code == 200
+        assert testing.TestClient(app).simulate_get("/api/v1/pastes").status_code == 200
     finally:
-        db.close()
+        run(db.close)
 
 
 def test_runaway_statements_and_transactions_are_bounded(config):
     bounded = replace(config, statement_timeout_ms=200, idle_in_transaction_timeout_ms=300)
-    db = Database(Database.from_config(bounded).pool, {"slow": Query("slow", "SELECT pg_sleep(5)")})
+    db = Database(open_database(bounded).pool, {"slow": Query("slow", "SELECT pg_sleep(5)")})
+
+    async def settings() -> list[tuple[str, ...]]:
+        async with db.pool.connection() as conn:
+            return [
+                await (await conn.execute(f"SHOW {name}")).fetchone()
+                for name in ("statement_timeout", "idle_in_transaction_session_timeout")
+            ]
+
     try:
         started = time.monotonic()
         with pytest.raises(DatabaseBusy):
-            db.one("slow")
+            run(db.one, "slow")
         assert time.monotonic() - started < 2
-        with db.pool.connection() as conn:
-            assert conn.execute("SHOW statement_timeout").fetchone() == ("200ms",)
-            setting = conn.execute("SHOW idle_in_transaction_session_timeout").fetchone()
-            assert setting == ("300ms",)
+        assert run(settings) == [("200ms",), ("300ms",)]
     finally:
-        db.close()
+        run(db.close)
 
 
 # --- whole processes --------------------------------------------------------
@@ -335,7 +323,7 @@ def served_a_new_connection(port: int) -> bool:
 
 @pytest.mark.slow
 def test_sigterm_finishes_accepted_requests_refuses_new_ones_and_closes_pools(database_url, sql):
-    with gunicorn(database_url, GUNICORN_THREADS="4") as server:
+    with gunicorn(database_url) as server:
         assert wait_for(lambda: pooled_backends(sql) >= 1, timeout=10)
         body = b"slow upload " * 1000
         conn = socket.create_connection(("127.0.0.1", server.port), timeout=10)

@@ -1,4 +1,5 @@
-"""Schemathesis against the service's own /openapi.json, in process: every
+"""Schemathesis against the service's own /openapi.json, served by a real
+gunicorn with its uvicorn workers: every
 operation fuzzed, then stateful sequences along the document's links
 (create → read → delete → read again must 404)."""
 
@@ -8,6 +9,8 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import ensure_resource_availability, positive_data_acceptance
+
+from tests.servers import gunicorn
 
 pytestmark = pytest.mark.slow
 
@@ -26,8 +29,9 @@ SKIPPED_CHECKS = {
 
 
 @pytest.fixture
-def api_schema(client):
-    return schemathesis.openapi.from_wsgi("/openapi.json", client.app)
+def api_schema(database_url):
+    with gunicorn(database_url) as server:
+        yield schemathesis.openapi.from_url(f"http://127.0.0.1:{server.port}/openapi.json")
 
 
 FUZZ_SETTINGS = settings(

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import json
-import random
 import re
 
-import falcon
 import pytest
+import structlog
 from falcon import testing
 from structlog.testing import capture_logs
 
 from service.app import create_app
 from service.config import Config
 from service.db import Database
-from service.logs import add_request_id
-from tests.conftest import assert_problem
-from tests.waiting import wait_for
+from tests.conftest import assert_problem, run
 
 
 def unreachable_app(retry_after: int = 2) -> tuple[testing.TestClient, Database]:
@@ -32,6 +29,7 @@ def unreachable_app(retry_after: int = 2) -> tuple[testing.TestClient, Database]
         log_level="CRITICAL",
     )
     db = Database.from_config(config)
+    run(db.open)
     return testing.TestClient(create_app(config, db=db)), db
 
 
@@ -41,7 +39,7 @@ def test_healthz_is_200_without_a_database():
         result = client.simulate_get("/healthz")
         assert result.status_code == 200
     finally:
-        db.close()
+        run(db.close)
 
 
 def test_readyz_is_200_when_the_database_answers(client):
@@ -63,22 +61,22 @@ def test_unreachable_database_is_503_with_retry_after():
             assert result.headers["retry-after"] == "7"
             assert "127.0.0.1" not in document["detail"]
     finally:
-        db.close()
+        run(db.close)
 
 
 def test_exhausted_pool_is_a_fast_503(config):
     db = Database.from_config(Config(**_with(config)))
-    db.pool.wait(timeout=10)
+    run(db.pool.open, wait=True, timeout=10)
     client = testing.TestClient(create_app(config, db=db))
-    held = [db.pool.getconn() for _ in range(db.pool.max_size)]
+    held = [run(db.pool.getconn) for _ in range(db.pool.max_size)]
     try:
         result = client.simulate_get("/api/v1/pastes")
         assert_problem(result, 503)
         assert "retry-after" in result.headers
     finally:
         for conn in held:
-            db.pool.putconn(conn)
-        db.close()
+            run(db.pool.putconn, conn)
+        run(db.close)
 
 
 def _with(config: Config) -> dict:
@@ -129,7 +127,7 @@ def test_every_response_has_nosniff(client, create):
 
 def test_access_log_line_carries_request_id_route_template_and_status(client, create):
     paste_id = create("secret content")["id"]
-    with capture_logs(processors=[add_request_id]) as logs:
+    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
         client.simulate_get(f"/api/v1/pastes/{paste_id}", headers={"X-Request-ID": "req-42"})
     (line,) = [entry for entry in logs if entry["event"] == "request_handled"]
     assert line["request_id"] == "req-42"
@@ -144,12 +142,12 @@ def test_unexpected_errors_are_500_problems_logged_with_the_request_id(config, d
     app = create_app(config, db=db)
 
     class Broken:
-        def on_get(self, req, resp):
+        async def on_get(self, req, resp):
             raise RuntimeError("internal detail: password=hunter2")
 
-    app.add_route("/broken", Broken())
+    app.app.add_route("/broken", Broken())
     client = testing.TestClient(app)
-    with capture_logs(processors=[add_request_id]) as logs:
+    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
         result = client.simulate_get("/broken", headers={"X-Request-ID": "req-500"})
     document = assert_problem(result, 500)
     assert "hunter2" not in result.text
@@ -205,86 +203,11 @@ def test_metrics_counters_move(client, create):
     assert value(burned) == before[burned] + 1
 
 
-@pytest.mark.filterwarnings("ignore::wsgiref.validate.WSGIWarning")  # the method is the point
 def test_unknown_methods_do_not_mint_metric_labels(client):
     client.simulate_request("FROBNICATE", "/api/v1/pastes")
     text = client.simulate_get("/metrics").text
     assert "FROBNICATE" not in text
     assert 'method="OTHER"' in text
-
-
-def test_request_tally_adds_up_to_what_observing_each_request_would():
-    # The tally sums requests in-process and adds them to the metrics later:
-    # what it flushes must equal one observe() per request, bucket by bucket.
-    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-
-    from service.metrics import RequestTally
-
-    buckets = (0.01, 0.1, 1.0)
-    durations = [0.0, 0.005, 0.01, 0.0100001, 0.1, 0.5, 1.0, 2.0, 30.0]
-
-    def registry_with_metrics():
-        registry = CollectorRegistry()
-        counter = Counter("req_total", "r", ["route", "method", "status"], registry=registry)
-        histogram = Histogram("lat", "l", ["route", "method"], buckets=buckets, registry=registry)
-        return registry, counter, histogram
-
-    tallied, counter, histogram = registry_with_metrics()
-    tally = RequestTally(counter, histogram, buckets)
-    for seconds in durations:
-        tally.add("/r", "GET", 200, seconds)
-    tally.add("/r", "POST", 201, 0.02)
-    assert b"req_total{" not in generate_latest(tallied)  # nothing before a flush
-    tally.flush()
-    tally.flush()  # a second flush adds nothing
-
-    observed, counter, histogram = registry_with_metrics()
-    for seconds in durations:
-        counter.labels("/r", "GET", "200").inc()
-        histogram.labels("/r", "GET").observe(seconds)
-    counter.labels("/r", "POST", "201").inc()
-    histogram.labels("/r", "POST").observe(0.02)
-
-    def samples(registry):
-        return sorted(
-            line
-            for line in generate_latest(registry).decode().splitlines()
-            if not line.startswith("#") and "_created" not in line
-        )
-
-    assert samples(tallied) == samples(observed)
-
-
-def test_json_access_line_has_the_fields_of_every_other_line(config, db, tmp_path):
-    # Production writes the access line through a chain of its own: it must
-    # still be one JSON object a line, with the request id and a UTC timestamp.
-    import json
-    from dataclasses import replace
-    from datetime import datetime
-
-    from service.logs import AccessLog
-    from service.middleware import RequestContext
-    from service.resources import Health
-
-    path = tmp_path / "access.log"
-    with path.open("wb") as out:
-        access_log = AccessLog(replace(config, log_json=True), out)
-        app = falcon.App(middleware=[RequestContext(db, access_log)])
-        app.add_route("/healthz", Health())
-        client = testing.TestClient(app)
-        client.simulate_get("/healthz", headers={"X-Request-ID": "req-7"})
-        client.simulate_get("/nope")
-        # Lines are written in batches, within AccessLog.FLUSH_SECONDS.
-        assert wait_for(lambda: len(path.read_bytes().splitlines()) == 2, timeout=5)
-    first, second = [json.loads(line) for line in path.read_bytes().splitlines()]
-    assert first["event"] == "request_handled"
-    assert first["level"] == "info"
-    assert first["request_id"] == "req-7"
-    assert (first["method"], first["route"], first["status"]) == ("GET", "/healthz", 200)
-    assert first["timestamp"].endswith("Z")
-    assert datetime.fromisoformat(first["timestamp"]).tzinfo is not None
-    assert second["status"] == 404
-    assert second["request_id"] != "req-7"
 
 
 def test_generated_request_ids_differ_between_requests_and_processes():
@@ -309,63 +232,36 @@ def test_generated_request_ids_differ_between_requests_and_processes():
     assert child_id[:16] != ids.next()[:16]
 
 
-def test_access_lines_follow_the_log_level(config, tmp_path):
+def test_json_access_line_has_the_fields_of_every_other_line(config, db, capsys):
+    # Production logs JSON: one object a line, with the request id and a UTC timestamp.
+    from dataclasses import replace
+    from datetime import datetime
+
+    from service.logs import configure_logging
+
+    client = testing.TestClient(create_app(replace(config, log_json=True), db=db))
+    try:
+        capsys.readouterr()
+        client.simulate_get("/healthz", headers={"X-Request-ID": "req-7"})
+        client.simulate_get("/nope")
+        lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    finally:
+        configure_logging(config)
+    first, second = [line for line in lines if line["event"] == "request_handled"]
+    assert first["level"] == "info"
+    assert first["request_id"] == "req-7"
+    assert (first["method"], first["route"], first["status"]) == ("GET", "/healthz", 200)
+    assert first["timestamp"].endswith("Z")
+    assert datetime.fromisoformat(first["timestamp"]).tzinfo is not None
+    assert second["status"] == 404
+    assert second["request_id"] != "req-7"
+
+
+def test_access_lines_follow_the_log_level(config, db):
     from dataclasses import replace
 
-    from service.logs import AccessLog
-
-    path = tmp_path / "access.log"
-    with path.open("wb") as out:
-        for level, status in (("WARNING", 200), ("INFO", 201)):
-            access_log = AccessLog(replace(config, log_json=True, log_level=level), out)
-            access_log.write(status=status)
-            access_log.flush()
-    assert [json.loads(line)["status"] for line in path.read_bytes().splitlines()] == [201]
-
-
-@pytest.mark.parametrize("limit", [64, 4096])
-def test_whole_lines_cuts_only_after_newlines_within_the_limit(limit):
-    from service.logs import whole_lines
-
-    rng = random.Random(limit)
-    lines = [b"x" * rng.randint(0, 3 * limit // 2) + b"\n" for _ in range(300)]
-    data = bytearray(b"".join(lines))
-    pieces = [bytes(piece) for piece in whole_lines(data, limit)]
-    assert b"".join(pieces) == data
-    for piece in pieces:
-        assert piece.endswith(b"\n")
-        # Longer than the limit only when it is a single line that long.
-        assert len(piece) <= limit or piece.count(b"\n") == 1
-    assert len(pieces) < len(lines)  # short lines do share a write
-
-
-def test_access_lines_reach_a_pipe_whole_in_writes_of_at_most_pipe_buf(config, monkeypatch):
-    # Other threads and processes write to the same stderr; a write to a pipe
-    # is kept whole only up to PIPE_BUF bytes, so no batch write may be larger.
-    import os
-    import select
-    from dataclasses import replace
-
-    from service import logs
-
-    writes: list[int] = []
-    real_write = os.write
-
-    def recording_write(fd: int, data: bytes) -> int:
-        writes.append(len(data))
-        return real_write(fd, data)
-
-    monkeypatch.setattr(logs.os, "write", recording_write)
-    read, write = os.pipe()
-    with os.fdopen(write, "wb") as out, os.fdopen(read, "rb") as source:
-        access_log = logs.AccessLog(replace(config, log_json=True), out)
-        for n in range(200):
-            access_log.write(request_id=f"{n:040d}", status=200)
-        access_log.flush()
-        out.close()
-        received = source.read()
-    assert len(writes) > 1  # the batch (~30 KB) did not go out as one write
-    assert max(writes) <= select.PIPE_BUF
-    assert [json.loads(line)["request_id"] for line in received.splitlines()] == [
-        f"{n:040d}" for n in range(200)
-    ]
+    for level, expected in (("WARNING", 0), ("INFO", 1)):
+        client = testing.TestClient(create_app(replace(config, log_level=level), db=db))
+        with capture_logs() as logs:
+            client.simulate_get("/healthz")
+        assert len([e for e in logs if e["event"] == "request_handled"]) == expected, level

@@ -6,6 +6,7 @@ import pytest
 from falcon import testing
 
 from service.app import create_app
+from service.db import SyncDatabase
 from service.ratelimit import client_key
 from service.worker import Worker
 from tests.conftest import assert_problem
@@ -131,14 +132,18 @@ def test_limits_can_be_switched_off(client):
     assert statuses == {201}
 
 
-def test_worker_deletes_stale_buckets_only(limited, db, sql):
+def test_worker_deletes_stale_buckets_only(limited, config, sql):
     first, _ = limited
     create(first, remote_addr="192.0.2.70")
     create(first, remote_addr="192.0.2.71")
     sql.execute(
         "UPDATE rate_limits SET updated_at = now() - interval '2 hours' WHERE client = '192.0.2.70'"
     )
-    tick = Worker(db, rate_limit_retention=3600).run_once()
+    worker_db = SyncDatabase.from_config(config)
+    try:
+        tick = Worker(worker_db, rate_limit_retention=3600).run_once()
+    finally:
+        worker_db.close()
     assert tick.stale_buckets == 1
     assert [row[0] for row in sql.execute("SELECT client FROM rate_limits").fetchall()] == [
         "192.0.2.71"

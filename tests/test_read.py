@@ -164,7 +164,7 @@ def test_ids_are_case_sensitive(client, create):
     [
         "doesnotexist",
         "a",
-        "x" * 5000,
+        "x" * 4000,
         "%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9",
         "..%2F..%2Fetc%2Fpasswd",
         "..",
@@ -186,3 +186,7 @@ def test_deleted_paste_is_404(client, create):
     )
     assert_problem(client.simulate_get(f"{PATH}/{created['id']}"), 404)
     assert_problem(client.simulate_get(f"{PATH}/{created['id']}/raw"), 404)
+
+
+def test_a_request_target_over_the_limit_is_414(client):
+    assert_problem(client.simulate_get(f"{PATH}/{'x' * 5000}"), 414)

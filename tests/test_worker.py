@@ -12,13 +12,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from service.config import Config
-from service.db import Database
+from service.db import SyncDatabase
 from service.queries import load_queries
 from service.worker import Worker, purge_batch
 from tests.proxy import TcpProxy
@@ -67,10 +67,8 @@ def running(worker: Worker) -> Iterator[threading.Thread]:
         thread.join(timeout=10)
 
 
-def worker_db(config: Config, **changes) -> Database:
-    return Database.from_config(
-        replace(config, pool_min_size=1, pool_max_size=1, **changes), name="pastebin-worker"
-    )
+def worker_db(config: Config, **changes) -> SyncDatabase:
+    return SyncDatabase.from_config(replace(config, **changes))
 
 
 def test_run_once_deletes_only_expired_pastes(config, sql):
@@ -117,54 +115,6 @@ def test_a_drain_resumes_where_its_last_batch_ended_and_misses_no_tie(config, sq
     assert count(sql) == 0
 
 
-def test_replicas_split_the_backlog_by_lane_and_a_lone_one_drains_it_all(
-    config, sql, database_url, monkeypatch
-):
-    import psycopg
-
-    from service import worker as worker_module
-
-    insert_pastes(sql, 2000, prefix="old", expired=True)
-    first, last = sql.execute(
-        "SELECT min(expires_at), max(expires_at) FROM pastes WHERE expires_at <= now()"
-    ).fetchone()
-    stretches: list[tuple[object, object]] = []
-    real_purge_batch = worker_module.purge_batch
-
-    def recording(db, batch, after=None, before=None):
-        stretches.append((after, before))
-        return real_purge_batch(db, batch, after, before)
-
-    monkeypatch.setattr(worker_module, "purge_batch", recording)
-    db = worker_db(config)
-    lanes_held = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s::oid"
-    try:
-        with psycopg.connect(database_url, autocommit=True) as other:
-            # Another replica holds lane 0: this one gets lane 1, the newer half.
-            other.execute("SELECT pg_advisory_lock(%s, 0)", [worker_module.PURGE_LANE_LOCKS])
-            second = Worker(db, batch=1000, interval=10).run_once()
-            held = sql.execute(lanes_held, [worker_module.PURGE_LANE_LOCKS]).fetchone()[0]
-            halfway, end = stretches[0]
-            left = count(sql)
-            newer_left = sql.execute(
-                "SELECT count(*) FROM pastes WHERE expires_at >= %s", [halfway]
-            ).fetchone()[0]
-        batches_before = len(stretches)
-        alone = Worker(db, batch=1000, interval=10).run_once()
-    finally:
-        db.close()
-    assert isinstance(halfway, datetime)
-    assert halfway == first + (last - first) * 0.5  # the backlog's middle, by expiry
-    assert end is None
-    assert 0 < second.purged < 2000
-    assert left == 2000 - second.purged
-    assert newer_left == 0  # all of the newer half, none of the older
-    assert held == 1  # only the other replica's lane: this one gave its back
-    assert stretches[batches_before] == (None, None)  # alone: lane 0 of 1, everything
-    assert alone.purged == left
-    assert count(sql) == 0
-
-
 def test_purge_query_is_served_by_the_partial_expiry_index(sql):
     insert_pastes(sql, 5000, prefix="live", expired=False)
     insert_pastes(sql, 5000, prefix="ever", expired=False, never=True)
@@ -173,7 +123,7 @@ def test_purge_query_is_served_by_the_partial_expiry_index(sql):
         row[0]
         for row in sql.execute(
             "EXPLAIN " + load_queries()["purge_expired_batch"].sql,
-            {"batch": 1000, "after": None, "before": None},
+            {"batch": 1000, "after": None},
         ).fetchall()
     )
     assert "pastes_expires_at_idx" in plan
@@ -257,7 +207,7 @@ def test_an_unexpected_query_error_is_survived_too(config, sql):
 
     insert_pastes(sql, 1, prefix="old", expired=True)  # so that a batch is run
     db = worker_db(config)
-    broken = Database(db.pool, {**db.queries, "purge_expired_batch": Query("p", "SELECT 1/0")})
+    broken = SyncDatabase(db.pool, {**db.queries, "purge_expired_batch": Query("p", "SELECT 1/0")})
     worker = Worker(broken, interval=0.01)
     try:
         with running(worker) as thread:
@@ -412,7 +362,7 @@ def test_a_purge_in_progress_never_blocks_live_traffic(make_client, sql, databas
         purger.execute("SET lock_timeout = 0")
         purger.execute(
             load_queries()["purge_expired_batch"].sql,
-            {"batch": 5000, "after": None, "before": None},
+            {"batch": 5000, "after": None},
         )
         with psycopg.connect(database_url, autocommit=True) as other:
             other.execute("SET lock_timeout = '200ms'")

@@ -1,14 +1,17 @@
 -- Requests of one benchmark scenario, for wrk (bench/loadgen.py builds the command):
 --
---   wrk -s load.lua http://127.0.0.1:PORT -- PATH IDS_FILE CREATE_RATIO BODY_FILE CLIENTS
+--   wrk -s load.lua http://127.0.0.1:PORT -- PATH IDS_FILE CREATE_RATIO BODY_FILE CLIENTS \
+--                                             CREATE_PATH CONTENT_TYPE
 --
 -- PATH         a GET path; "{id}" in it is replaced by an id from IDS_FILE
 -- IDS_FILE     one paste id a line, drawn at random per request; "-": PATH as is
 -- CREATE_RATIO share of requests that are creates (0: reads only, 1: creates only)
--- BODY_FILE    the JSON body of a create (POST /api/v1/pastes); "-": none
+-- BODY_FILE    the body of a create (POST CREATE_PATH); "-": none
 -- CLIENTS      requests carry X-Forwarded-For with one of this many client
 --              addresses (documentation ranges, RFC 5737), as a reverse proxy
 --              in front of the service would send; 0: no such header
+-- CREATE_PATH  where creates go (default /api/v1/pastes; a peer has its own)
+-- CONTENT_TYPE the creates' Content-Type (default application/json)
 --
 -- Every request is formatted once, in init, so wrk spends its time sending,
 -- not building strings. done() prints one line "BENCH_JSON {...}" for the harness.
@@ -46,6 +49,8 @@ function init(args)
   local path, ids_file, body_file = args[1], args[2], args[4]
   ratio = tonumber(args[3]) or 0
   clients = tonumber(args[5]) or 0
+  local create_path = args[6] or "/api/v1/pastes"
+  local content_type = args[7] or "application/json"
   if ids_file ~= "-" then
     for id in io.lines(ids_file) do
       if id ~= "" then
@@ -58,8 +63,8 @@ function init(args)
   if body_file ~= "-" then
     local body = read_file(body_file)
     for n = 0, math.max(clients, 1) - 1 do
-      local h = headers(n, { ["Content-Type"] = "application/json" })
-      creates[#creates + 1] = wrk.format("POST", "/api/v1/pastes", h, body)
+      local h = headers(n, { ["Content-Type"] = content_type })
+      creates[#creates + 1] = wrk.format("POST", create_path, h, body)
     end
   end
   -- Each thread its own sequence: unseeded, they would all draw the same ids.
