@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APP := service.app:create_app()
+# The Node peer the benchmark compares against, when the shared folder is beside the checkout.
+HASTE := $(wildcard $(abspath ../shared/peers/haste-server.sh))
 
 .PHONY: install run web worker migrate test lint fmt bench clean
 
@@ -40,7 +42,8 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 bench: $(STAMP) ## load benchmark; see bench/README.md
-	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(BIN)/python bench/run.py --search-workers 2,3,4 \
+		$(if $(HASTE),--peer 'haste=$(HASTE) {db_url} {port}') $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .ruff_cache .mypy_cache .hypothesis *.egg-info

@@ -103,9 +103,7 @@ def bare_loop(db_url: str, batch: int) -> float:
         after = None  # each batch starts where the last ended, as the worker's do
         while True:
             with conn.transaction():
-                row = conn.execute(
-                    statement, {"batch": batch, "after": after, "before": None}
-                ).fetchone()
+                row = conn.execute(statement, {"batch": batch, "after": after}).fetchone()
                 deleted, after = row if row else (0, None)
             if deleted < batch:
                 break

@@ -23,6 +23,13 @@ CEILING_RATIOS = (
     ("ceiling-insert", "db-insert", "combined insert vs database insert ceiling"),
     ("ceiling-insert", "ceiling-insert-plain", "rate-limited vs plain-insert ceiling"),
 )
+# (figure, the peer's same figure, label): rps and p99 against a peer, same rounds.
+PEER_RATIOS = (
+    ("read-raw", "peer-read-raw", "read-raw vs peer"),
+    ("read-json", "peer-read-json", "read-json vs peer"),
+    ("create", "peer-create", "create vs peer"),
+    ("mixed", "peer-mixed", "mixed vs peer"),
+)
 SCALE_RATIOS = (
     ("read-raw-scaled", "read-raw", "read-raw rps, big table vs seeded table (drift-corrected)"),
     ("list-deep", "list-first", "list rps, page after 1,000 cursors vs first page"),
@@ -63,6 +70,16 @@ def ratios(
             if figure == "read-raw-scaled":
                 value = _drift_corrected(runs) or of_medians
             rows.append({"ratio": label, "value": value, "of_medians": of_medians})
+    for figure, peer, label in PEER_RATIOS:
+        top, bottom = medians.get(figure), medians.get(peer)
+        if not (top and bottom):
+            continue
+        for key, what in (("rps", "req/s"), ("p99_ms", "p99")):
+            if bottom.get(key):
+                of_medians = top[key] / bottom[key]
+                per_round = _per_round(runs.get(figure, []), runs.get(peer, []), key)
+                value = statistics.median(per_round) if per_round else of_medians
+                rows.append({"ratio": f"{label}, {what}", "value": value, "of_medians": of_medians})
     p99_idle = medians.get("read-raw-idle", {}).get("p99_ms")
     p99_purge = medians.get("read-raw-purging", {}).get("p99_ms")
     if p99_idle and p99_purge:

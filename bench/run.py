@@ -37,7 +37,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import dataset, loadgen, purge, report
+from bench import dataset, loadgen, purge, report, slowclients
 from bench.ceilings import create_bucket, insert_statement, statement
 from bench.common import (
     ROOT,
@@ -57,10 +57,27 @@ from bench.procs import (
     peak_rss,
     reset_peak_rss,
 )
-from bench.servers import SERVICE_APP, Server, free_port, gunicorn, production_env
+from bench.servers import (
+    SERVICE_APP,
+    Server,
+    free_port,
+    gunicorn,
+    production_env,
+    started_peer,
+)
 from service.config import Config
 
-SCENARIOS = ("read-raw", "read-json", "list", "mixed", "create", "scale", "purge-load", "purge")
+SCENARIOS = (
+    "read-raw",
+    "read-json",
+    "list",
+    "mixed",
+    "create",
+    "scale",
+    "slow-clients",
+    "purge-load",
+    "purge",
+)
 RESULTS = ROOT / "bench" / "results"
 MAX_ERROR_RATE = 0.001  # above 0.1 % errors a run fails
 MIXED_CREATE_SHARE = 0.05
@@ -69,12 +86,18 @@ READ_IDS = 10_000  # ids wrk draws from, at most
 # the mixed, insert and plain-insert ceilings, beside pgbench's clients.
 POOLED_SERVERS = 4
 SPARE_CONNECTIONS = 10  # the harness's own, and psql or a monitor beside it
+PEER_CONNECTIONS = 10  # haste-server's node-postgres pool
 # First ids of the bulk-inserted rows (12 digits: valid paste ids).
 LIST_FIRST_ID = 300_000_000_000
 SCALE_FIRST_ID = 400_000_000_000
 MEASURED = ("service", "sql", "migrations", "gunicorn.conf.py")
 RAW = "/api/v1/pastes/{id}/raw"
 JSON = "/api/v1/pastes/{id}"
+# A peer speaks haste-server's API (shared/peers/README.md beside the repo).
+PEER_RAW = "/raw/{id}"
+PEER_JSON = "/documents/{id}"
+PEER_CREATE = "/documents"
+PEER_START_TIMEOUT = 600.0  # its first start installs its npm packages
 
 
 @dataclass(frozen=True)
@@ -98,6 +121,10 @@ class Settings:
     list_depth: int
     list_limit: int
     pgbench_clients: int | None
+    peer: tuple[str, str] | None
+    search_workers: tuple[int, ...]
+    slow_connections: int
+    slow_seconds: float
     output: Path
 
 
@@ -123,6 +150,20 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     add("--list-depth", type=int, default=1000, help="cursors followed to the deep page")
     add("--list-limit", type=int, default=20, help="listing page size")
     add("--pgbench-clients", type=int, help="default: WEB_CONCURRENCY x POOL_MAX_SIZE")
+    add(
+        "--peer",
+        metavar="NAME=COMMAND",
+        help="a peer with haste-server's API, measured beside the service: COMMAND starts it "
+        "in the foreground, with {db_url} and {port} filled in",
+    )
+    add(
+        "--search-workers",
+        default="",
+        help="gunicorn worker processes to try on the ceilings first, e.g. 2,3,4; the service "
+        "then runs with the fastest (default: WEB_CONCURRENCY as set)",
+    )
+    add("--slow-connections", type=int, default=500, help="slow clients held open at once")
+    add("--slow-seconds", type=float, default=20, help="how long the slow clients dribble")
     add("--output", type=Path, default=RESULTS / "latest.json", help="the JSON results")
     args = parser.parse_args(argv)
     return _settings(args, parser)
@@ -167,6 +208,10 @@ def _settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Sett
         list_depth=args.list_depth,
         list_limit=args.list_limit,
         pgbench_clients=args.pgbench_clients,
+        peer=_peer(args.peer, parser),
+        search_workers=tuple(int(n) for n in args.search_workers.split(",") if n.strip()),
+        slow_connections=args.slow_connections,
+        slow_seconds=args.slow_seconds,
         output=args.output,
     )
     if settings.runs < 1 or settings.duration < 1 or settings.connections < 1:
@@ -174,6 +219,15 @@ def _settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Sett
     if not 0 <= settings.clients <= 508:
         parser.error("--clients must be between 0 and 508")
     return settings
+
+
+def _peer(value: str | None, parser: argparse.ArgumentParser) -> tuple[str, str] | None:
+    if not value:
+        return None
+    name, _, command = value.partition("=")
+    if not name or not command:
+        parser.error("--peer takes NAME=COMMAND")
+    return name, command
 
 
 Step = tuple[str, Server, loadgen.Workload]
@@ -209,6 +263,7 @@ class Harness:
         self.notes: dict[str, Any] = {}
         self.purge_results: list[dict[str, float]] = []
         self.ids_file = self.tmp / "seeded-ids.txt"
+        self.peer_ids_file = self.tmp / "peer-ids.txt"
         self.body_file = self.tmp / "create.json"
         self.content = dataset.write_create_body(self.body_file)
         self.pgbench_db: str | None = None
@@ -224,14 +279,20 @@ class Harness:
 
     def run(self) -> None:
         wanted = set(self.s.scenarios)
-        with self.server("service", SERVICE_APP, ready_path="/readyz") as service:
-            self.seed(service)
+        if self.s.search_workers:
+            self.search_workers()
+        with ExitStack() as stack:
+            service = stack.enter_context(self.server("service", SERVICE_APP, ready_path="/readyz"))
+            peer = stack.enter_context(self.peer()) if self.s.peer else None
+            self.seed(service, peer)
             if wanted & {"read-raw", "read-json", "scale"}:
-                self.reads(service, wanted)
+                self.reads(service, peer, wanted)
             if "list" in wanted:
                 self.listing(service)
             if wanted & {"mixed", "create"}:
-                self.writes(service, wanted)
+                self.writes(service, peer, wanted)
+            if "slow-clients" in wanted:
+                self.slow_clients(service)
             if "scale" in wanted:
                 self.scale(service)
             if "purge-load" in wanted:
@@ -239,16 +300,63 @@ class Harness:
         if "purge" in wanted:
             self.purge_throughput()
 
-    def seed(self, service: Server) -> None:
+    def search_workers(self) -> None:
+        """The ceilings (read and insert) at each worker-process count, side by
+        side; the service then runs with the count fastest at both."""
+        db = self.pgbench_database()
+        ids = dataset.write_ids(self.tmp / "search-ids.txt", dataset.sample_ids(db, READ_IDS))
+        counts = self.s.search_workers
+        medians: dict[str, dict[int, float]] = {}
+        for figure, app, workload in (
+            ("read", "bench.ceilings:read_app()", self.workload(RAW, ids)),
+            (
+                "insert",
+                "bench.ceilings:insert_app()",
+                self.workload("/", None, 1.0, self.body_file),
+            ),
+        ):
+            with ExitStack() as stack:
+                servers = {
+                    n: stack.enter_context(
+                        self.server(f"search-{figure}-{n}w", app, workers=n, db_url=db)
+                    )
+                    for n in counts
+                }
+                for run in range(self.s.runs):
+                    steps: list[Step] = [
+                        (f"search-{figure}-{n}w", server, workload) for n, server in servers.items()
+                    ]
+                    for name, server, load in in_turn(steps, run):
+                        self.http(name, server, load, run)
+            medians[figure] = {
+                n: report.median_run(self.runs[f"search-{figure}-{n}w"])["rps"] for n in counts
+            }
+
+        def score(n: int) -> float:
+            return sum(rps[n] / max(rps.values()) for rps in medians.values())
+
+        best = max(counts, key=score)
+        self.notes["worker_search"] = {
+            "rps": {figure: {str(n): v for n, v in rps.items()} for figure, rps in medians.items()},
+            "chosen": best,
+        }
+        print(f"bench: worker processes {counts}: fastest {best}; the service runs with it")
+        self.env["WEB_CONCURRENCY"] = str(best)
+        self.config = Config.from_env(self.env)
+
+    def seed(self, service: Server, peer: Server | None) -> None:
         started = time.perf_counter()
         ids = dataset.create_pastes("127.0.0.1", service.port, self.s.seed_pastes)
         dataset.write_ids(self.ids_file, ids[:READ_IDS])
+        if peer is not None:
+            keys = dataset.create_pastes("127.0.0.1", peer.port, self.s.seed_pastes, peer=True)
+            dataset.write_ids(self.peer_ids_file, keys[:READ_IDS])
         settle(self.db_url)  # else autovacuum of the new rows overlaps the first run
         seconds = time.perf_counter() - started
         self.notes["seeded"] = {"pastes": len(ids), "seconds": round(seconds, 2)}
         print(f"bench: seeded {len(ids):,} pastes through the API in {seconds:.1f} s", flush=True)
 
-    def reads(self, service: Server, wanted: set[str]) -> None:
+    def reads(self, service: Server, peer: Server | None, wanted: set[str]) -> None:
         raw = self.workload(RAW, self.ids_file)
         ceilings = bool(wanted & {"read-raw", "read-json"})
         with ExitStack() as stack:
@@ -266,6 +374,10 @@ class Harness:
                     steps.append(("read-json", service, json))
                 if http and read:
                     steps.append(("ceiling-http", http, raw))
+                if peer is not None:
+                    steps.append(("peer-read-raw", peer, self.peer_workload(PEER_RAW)))
+                    if "read-json" in wanted:
+                        steps.append(("peer-read-json", peer, self.peer_workload(PEER_JSON)))
                 for name, server, workload in in_turn(steps, run):
                     self.http(name, server, workload, run)
                 if http and read:
@@ -287,7 +399,7 @@ class Harness:
             for name, server, workload in in_turn(steps, run):
                 self.http(name, server, workload, run)
 
-    def writes(self, service: Server, wanted: set[str]) -> None:
+    def writes(self, service: Server, peer: Server | None, wanted: set[str]) -> None:
         mixed = self.workload(RAW, self.ids_file, MIXED_CREATE_SHARE, self.body_file)
         create = self.workload("/", None, 1.0, self.body_file)
         # The database ceiling runs the service's own create statement, as the
@@ -321,6 +433,12 @@ class Harness:
                 steps.append(("ceiling-insert", insert, create))
                 if plain is not None:
                     steps.append(("ceiling-insert-plain", plain, create))
+                if peer is not None:
+                    if "create" in wanted:
+                        steps.append(("peer-create", peer, self.peer_workload("/", creates=1.0)))
+                    if both is not None:
+                        mixed_peer = self.peer_workload(PEER_RAW, creates=MIXED_CREATE_SHARE)
+                        steps.append(("peer-mixed", peer, mixed_peer))
                 for name, server, workload in in_turn(steps, run):
                     self.http(name, server, workload, run)
                 self.pgbench("db-insert", script, defines, run)
@@ -373,14 +491,63 @@ class Harness:
     ) -> loadgen.Workload:
         return loadgen.Workload(path, ids, creates, body, self.s.clients)
 
+    def peer_workload(self, path: str, *, creates: float = 0.0) -> loadgen.Workload:
+        """The same requests in the peer's API: its keys, its raw-text creates."""
+        return loadgen.Workload(
+            path,
+            self.peer_ids_file if "{id}" in path else None,
+            creates,
+            self.body_file.with_suffix(".txt") if creates else None,
+            self.s.clients,
+            create_path=PEER_CREATE,
+            content_type="text/plain",
+        )
+
+    def slow_clients(self, service: Server) -> None:
+        """Slow clients held open while /healthz and a read are timed."""
+        paste_id = self.ids_file.read_text().split()[0]
+        print(f"bench: slow clients ({self.s.slow_connections} for {self.s.slow_seconds:g} s)")
+        result = slowclients.measure(
+            service.port,
+            RAW.replace("{id}", paste_id),
+            service.worker_pids,
+            connections=self.s.slow_connections,
+            seconds=self.s.slow_seconds,
+        )
+        self.notes["slow_clients"] = asdict(result)
+        print(f"bench:   {asdict(result)}", flush=True)
+
     # --- servers and databases ----------------------------------------------
 
     @contextmanager
-    def server(self, name: str, app: str, *, ready_path: str = "/healthz") -> Iterator[Server]:
+    def server(
+        self,
+        name: str,
+        app: str,
+        *,
+        ready_path: str = "/healthz",
+        workers: int | None = None,
+        db_url: str | None = None,
+    ) -> Iterator[Server]:
         env = {**self.env, "PORT": str(free_port())}
+        if workers is not None:
+            env["WEB_CONCURRENCY"] = str(workers)
+        if db_url is not None:
+            env["DATABASE_URL"] = db_url
         log = self.logs / f"{name}.log"
         log.write_bytes(b"")
         with gunicorn(self.registry, name, app, env, log, ready_path=ready_path) as server:
+            yield server
+
+    @contextmanager
+    def peer(self) -> Iterator[Server]:
+        assert self.s.peer is not None
+        name, command = self.s.peer
+        log = self.logs / f"peer-{name}.log"
+        log.write_bytes(b"")
+        with started_peer(
+            self.registry, name, command, self.db_url, log, timeout=PEER_START_TIMEOUT
+        ) as server:
             yield server
 
     def pgbench_database(self) -> str:
@@ -571,10 +738,9 @@ class Harness:
             "started": started.isoformat(),
             "finished": datetime.now(UTC).isoformat(),
             "settings": {**asdict(self.s), "output": str(self.s.output)},
+            "peer": self.s.peer[0] if self.s.peer else None,
             "gunicorn": {
                 "workers": config.web_workers,
-                "threads": config.web_threads,
-                "worker_class": config.web_worker_class,
                 "pool_min_size": config.pool_min_size,
                 "pool_max_size": config.pool_max_size,
                 "pgbench_clients": self.pgbench_clients(),
@@ -663,7 +829,7 @@ def print_report(document: dict[str, Any]) -> None:
     meta, notes = document["meta"], document["notes"]
     g, s = meta["gunicorn"], meta["settings"]
     print(
-        f"\n{g['workers']} gunicorn workers x {g['threads']} threads ({g['worker_class']}), "
+        f"\n{g['workers']} gunicorn workers (uvicorn), "
         f"pool {g['pool_min_size']}-{g['pool_max_size']}; wrk {s['connections']} connections; "
         f"{s['duration']:g} s runs after {s['warmup']:g} s warm-up, median of {s['runs']}; "
         f"seeded {notes.get('seeded', {}).get('pastes', 0):,} pastes"
@@ -685,9 +851,9 @@ def _ignore_interrupts() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
-def server_connections(config: Config) -> int:
+def server_connections(config: Config, workers: int | None = None) -> int:
     """The most connections one gunicorn server holds: a full pool per process."""
-    return config.web_workers * config.pool_max_size
+    return (workers or config.web_workers) * config.pool_max_size
 
 
 def pgbench_clients(settings: Settings, config: Config) -> int:
@@ -697,8 +863,11 @@ def pgbench_clients(settings: Settings, config: Config) -> int:
 def connections_needed(settings: Settings, config: Config) -> int:
     """The most connections a run holds at once: every pool of the servers up
     together full (idle connections stay open), and pgbench's."""
-    pooled = POOLED_SERVERS * server_connections(config)
-    return pooled + pgbench_clients(settings, config) + SPARE_CONNECTIONS
+    workers = max(config.web_workers, *settings.search_workers)
+    pooled = POOLED_SERVERS * server_connections(config, workers)
+    peer = PEER_CONNECTIONS if settings.peer else 0
+    pgbench = settings.pgbench_clients or server_connections(config, workers)
+    return pooled + pgbench + peer + SPARE_CONNECTIONS
 
 
 def check_connections(url: str, needed: int) -> None:

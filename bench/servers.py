@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import os
 import secrets
+import shlex
 import socket
 import subprocess
 import sys
@@ -21,11 +22,13 @@ from bench.common import ROOT
 from bench.procs import Registry, TreeProbe
 
 SERVICE_APP = "service.app:create_app()"
-# Settings the benchmark changes unless the environment sets them. The rate
-# limiter stays on, so its work is measured, but never refuses: the load is far
-# above any per-client limit. Requests carry X-Forwarded-For from 127.0.0.1, as
-# from the reverse proxy in front of a service that listens on 127.0.0.1.
+# Settings the benchmark changes unless the environment sets them. With the rate
+# limiter on, it never refuses: the load is far above any per-client limit.
+# Requests carry X-Forwarded-For from 127.0.0.1, as from the reverse proxy in
+# front of a service that listens on 127.0.0.1.
 BENCH_DEFAULTS = {
+    # Off, as the peer has none; RATE_LIMITS=true in the environment measures it.
+    "RATE_LIMITS": "false",
     "RATE_LIMIT_CREATES_PER_MINUTE": "1000000000",
     "RATE_LIMIT_CREATE_BURST": "1000000000",
     "RATE_LIMIT_MISSES_PER_MINUTE": "1000000000",
@@ -47,7 +50,7 @@ def free_port() -> int:
 def production_env(database_url: str, port: int, base: Mapping[str, str]) -> dict[str, str]:
     """The environment of a production web process: APP_ENV=production, a real
     SECRET_KEY, this DATABASE_URL and port. Everything else (WEB_CONCURRENCY,
-    GUNICORN_THREADS, GUNICORN_WORKER_CLASS, POOL_*…) passes through from `base`,
+    POOL_*…) passes through from `base`,
     over BENCH_DEFAULTS."""
     env = {**BENCH_DEFAULTS, **base}
     env.pop("BIND", None)  # the port below decides; never another interface
@@ -122,17 +125,40 @@ def gunicorn(
         registry.stop(process)
 
 
-def _wait_ready(server: Server, path: str) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
+@contextmanager
+def started_peer(
+    registry: Registry, name: str, command: str, db_url: str, log: Path, *, timeout: float
+) -> Iterator[Server]:
+    """A peer started by `command` (with {db_url} and {port} filled in), until
+    its port answers HTTP; stopped on exit."""
+    port = free_port()
+    cmd = [part.format(db_url=db_url, port=port) for part in shlex.split(command)]
+    with log.open("ab") as out:
+        process = registry.start(
+            f"peer-{name}", cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stop_timeout=10
+        )
+    server = Server(f"peer-{name}", port, process, log)
+    try:
+        _wait_ready(server, "/raw/none", any_status=True, timeout=timeout)
+        yield server
+    finally:
+        registry.stop(process)
+
+
+def _wait_ready(
+    server: Server, path: str, *, any_status: bool = False, timeout: float = START_TIMEOUT
+) -> None:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise RuntimeError(
                 f"{server.name} exited with {server.process.returncode} at start:\n{server.tail()}"
             )
-        if _status(server.port, path) == 200:
+        status = _status(server.port, path)
+        if status == 200 or (any_status and status is not None):
             return
         time.sleep(0.2)
-    raise RuntimeError(f"{server.name} did not answer {path} in {START_TIMEOUT:.0f} s")
+    raise RuntimeError(f"{server.name} did not answer {path} in {timeout:.0f} s")
 
 
 def _status(port: int, path: str) -> int | None:

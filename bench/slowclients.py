@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
 import time
@@ -53,7 +54,7 @@ async def _dribble(port: int, body: bool, stop: asyncio.Event, opened: list[int]
     """One connection that sends a request's start, then a byte a second
     (of a header value, or of a declared body) until `stop`."""
     try:
-        reader, writer = await asyncio.open_connection(HOST, port)
+        _, writer = await asyncio.open_connection(HOST, port)
     except OSError:
         return
     if body:
@@ -99,10 +100,8 @@ def rss_mib(pids: Callable[[], list[int]]) -> float:
     """The summed resident memory of the processes, in MiB."""
     total = 0
     for pid in pids():
-        try:
+        with contextlib.suppress(psutil.Error):  # it exited meanwhile
             total += psutil.Process(pid).memory_info().rss
-        except psutil.Error:
-            pass
     return round(total / 2**20, 1)
 
 
