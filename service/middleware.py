@@ -53,8 +53,7 @@ def valid_request_id(incoming: str | None) -> str | None:
 
 class RequestContext:
     """Binds a request id to every log line of a request and echoes it back,
-    refuses requests over the size limits, and writes one access line and
-    the request's metrics when it ends."""
+    and writes one access line and the request's metrics when it ends."""
 
     def __init__(self, db: Database | None) -> None:
         self.db = db
