@@ -1,25 +1,20 @@
-"""Pure rules of a paste: ids and tokens, validation, expiry, lifecycle, cursors.
+"""Pure rules of a paste: ids and tokens, validation, expiry.
 
 Nothing here touches HTTP or the database, so every rule is testable alone.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import re
 import secrets
-import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
-import orjson
-
-from service.errors import ContentTooLarge, InvalidInput, MalformedCursor
+from service.errors import ContentTooLarge, InvalidInput
 
 ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 # 62**12 is about 2**71: well past the 64 bits that keep unlisted ids unguessable.
@@ -36,8 +31,6 @@ _DIGITS = re.compile(r"[0-9]{1,18}")
 PASTE_FIELDS = frozenset(
     {"content", "title", "language", "visibility", "burn_after_read", "expires_in"}
 )
-# Shared caches may keep a paste at most this long, so a deleted one lingers briefly.
-MAX_CACHE_SECONDS = 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,14 +64,6 @@ class Paste(NamedTuple):
     created_at: datetime
     expires_at: datetime | None
     content: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Cursor:
-    """The position after the last paste of a listing page."""
-
-    created_at: datetime
-    id: str
 
 
 # --- ids and tokens ---------------------------------------------------------
@@ -124,17 +109,6 @@ def hash_delete_token(token: str) -> bytes:
 
 def delete_token_matches(token: str, stored_hash: bytes) -> bool:
     return hmac.compare_digest(hash_delete_token(token), stored_hash)
-
-
-def bearer_token(authorization: str | None) -> str | None:
-    """The token of an `Authorization: Bearer <token>` header, else None."""
-    if not authorization:
-        return None
-    scheme, _, token = authorization.strip().partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        return None
-    return token
 
 
 # --- validation -------------------------------------------------------------
@@ -306,121 +280,17 @@ def parse_limit(raw: str | list[str] | None, *, default: int = 20, maximum: int 
     return limit
 
 
-# --- media types ------------------------------------------------------------
+# --- time ---------------------------------------------------------------------
 
 
-def create_body_kind(content_type: str | None) -> str | None:
-    """'json' or 'text' for an acceptable create body, else None (a 415).
-
-    Media types compare case-insensitively; a charset other than UTF-8 is refused.
-    """
-    if not content_type:
-        return None
-    media_type, *params = (part.strip() for part in content_type.split(";"))
-    kind = {"application/json": "json", "text/plain": "text"}.get(media_type.lower())
-    if kind is None:
-        return None
-    for param in params:
-        name, _, value = param.partition("=")
-        if name.strip().lower() == "charset":
-            charset = value.strip().strip('"').lower()
-            if charset not in ("utf-8", "utf8"):
-                return None
-    return kind
-
-
-# --- expiry and lifecycle ---------------------------------------------------
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-_ZERO = timedelta(0)
 
 
 def epoch_micros(moment: datetime) -> int:
     """Microseconds since 1970 (UTC): a timestamp's exact value, as an integer."""
-    return (moment - _EPOCH) // _MICROSECOND
-
-
-def cache_max_age(expires_at: datetime | None, now: datetime) -> int:
-    """Seconds a cache may keep a paste: never past its expiry, at most an hour."""
-    if expires_at is None:
-        return MAX_CACHE_SECONDS
-    left = int((expires_at - now).total_seconds())
-    return max(0, min(MAX_CACHE_SECONDS, left))
+    return (moment - EPOCH) // _MICROSECOND
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def rfc3339(moment: datetime | None) -> str | None:
-    """`moment` in UTC, to the microsecond, with a "Z": 2026-05-06T07:08:09.123456Z."""
-    if moment is None:
-        return None
-    if moment.microsecond and moment.utcoffset() == _ZERO:
-        # Nearly every timestamp: orjson writes it in a seventh of the time of
-        # isoformat(), which cost a JSON read 6 % of its instructions. It
-        # leaves out a zero fraction, which the line below always writes.
-        return orjson.dumps(moment, option=orjson.OPT_UTC_Z)[1:-1].decode()
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def paste_etag(created_at: datetime) -> str:
-    """A strong ETag. A paste's content never changes, so it has one version,
-    named here by the microsecond the paste was created, which also tells it
-    from any later paste that drew the same id. A digest of the content named
-    it as well, but cost a read time in proportion to its size (on a 1 KiB raw
-    read, 6 % of the service's instructions)."""
-    return f'"{epoch_micros(created_at):x}"'
-
-
-def etag_matches(if_none_match: str | None, etag: str) -> bool:
-    """RFC 9110 If-None-Match: weak comparison, `*` matches any."""
-    if not if_none_match:
-        return False
-    opaque = etag.removeprefix("W/")
-    for candidate in if_none_match.split(","):
-        candidate = candidate.strip()
-        if candidate == "*" or candidate.removeprefix("W/") == opaque:
-            return True
-    return False
-
-
-# --- listing cursors --------------------------------------------------------
-
-_CURSOR_SIG_BYTES = 12
-
-
-def encode_cursor(cursor: Cursor, key: bytes) -> str:
-    """An opaque, signed token for the keyset position `cursor`."""
-    micros = epoch_micros(cursor.created_at)
-    payload = struct.pack(">q", micros) + cursor.id.encode("ascii")
-    signature = hmac.digest(key, payload, "sha256")[:_CURSOR_SIG_BYTES]
-    return base64.urlsafe_b64encode(payload + signature).rstrip(b"=").decode("ascii")
-
-
-def decode_cursor(token: str, key: bytes) -> Cursor:
-    """The position a token from `encode_cursor` stands for.
-
-    Raises MalformedCursor for anything this service did not issue.
-    """
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-    except (binascii.Error, ValueError):
-        raise MalformedCursor() from None
-    if len(raw) <= 8 + _CURSOR_SIG_BYTES or not token.isascii():
-        raise MalformedCursor()
-    payload, signature = raw[:-_CURSOR_SIG_BYTES], raw[-_CURSOR_SIG_BYTES:]
-    expected = hmac.digest(key, payload, "sha256")[:_CURSOR_SIG_BYTES]
-    if not hmac.compare_digest(signature, expected):
-        raise MalformedCursor()
-    (micros,) = struct.unpack(">q", payload[:8])
-    paste_id = payload[8:].decode("ascii", "replace")
-    if not is_possible_paste_id(paste_id):
-        raise MalformedCursor()
-    try:
-        created_at = _EPOCH + timedelta(microseconds=micros)
-    except OverflowError:
-        raise MalformedCursor() from None
-    return Cursor(created_at=created_at, id=paste_id)

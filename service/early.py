@@ -18,8 +18,8 @@ import structlog
 
 from service import metrics
 from service.config import Config
-from service.domain import create_body_kind
 from service.errors import ContentTooLarge, HeadersTooLarge, ServiceError, UriTooLong
+from service.httpheaders import create_body_kind
 from service.middleware import UNMATCHED_ROUTE, RequestIds, valid_request_id
 from service.problems import PROBLEM_JSON, problem, status_of
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from service import domain
+from service.cursors import Cursor
 from service.db import Database, Row
-from service.domain import Cursor, NewPaste, Paste
+from service.domain import NewPaste, Paste
 from service.errors import PasteNotFound, RateLimited, WrongDeleteToken
 from service.ratelimit import Limit
 

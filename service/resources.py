@@ -8,7 +8,7 @@ import falcon
 import orjson
 from falcon.asgi import Request, Response
 
-from service import bodies, domain, metrics, pastes, views
+from service import bodies, cursors, domain, httpheaders, metrics, pastes, views
 from service.config import Config
 from service.db import Database
 from service.domain import Paste
@@ -37,7 +37,7 @@ def _send_json(resp: Response, document: Any) -> None:
     resp.data = views.to_json(document)
 
 
-_CACHE_NEVER_EXPIRING = f"public, max-age={domain.cache_max_age(None, domain.utc_now())}"
+_CACHE_NEVER_EXPIRING = f"public, max-age={httpheaders.cache_max_age(None, domain.utc_now())}"
 
 
 def _cache_control(resp: Response, paste: Paste) -> None:
@@ -46,7 +46,7 @@ def _cache_control(resp: Response, paste: Paste) -> None:
     elif paste.expires_at is None:  # most pastes: no clock to read
         value = _CACHE_NEVER_EXPIRING
     else:
-        value = f"public, max-age={domain.cache_max_age(paste.expires_at, domain.utc_now())}"
+        value = f"public, max-age={httpheaders.cache_max_age(paste.expires_at, domain.utc_now())}"
     resp.set_header("Cache-Control", value)
 
 
@@ -88,7 +88,7 @@ class PasteCollection(_PasteResource):
 
     async def _new_paste(self, req: Request) -> domain.NewPaste:
         # The order of the checks is the order of precedence: 415, 413, 400, 422.
-        kind = domain.create_body_kind(req.content_type)
+        kind = httpheaders.create_body_kind(req.content_type)
         if kind is None:
             raise UnsupportedMediaType()
         limits = self.config
@@ -120,7 +120,7 @@ class PasteCollection(_PasteResource):
         raw_cursor = req.params.get("cursor")
         after = None
         if isinstance(raw_cursor, str) and raw_cursor:
-            after = domain.decode_cursor(raw_cursor, self.cursor_key)
+            after = cursors.decode_cursor(raw_cursor, self.cursor_key)
         limit = domain.parse_limit(req.params.get("limit"))
         if isinstance(raw_cursor, list):
             raise InvalidInput("cursor is given more than once", field="cursor")
@@ -129,7 +129,7 @@ class PasteCollection(_PasteResource):
         page = await pastes.list_public(self.db, limit=limit, after=after)
         base = self._base(req)
         next_cursor = (
-            domain.encode_cursor(page.next_cursor, self.cursor_key) if page.next_cursor else None
+            cursors.encode_cursor(page.next_cursor, self.cursor_key) if page.next_cursor else None
         )
         resp.cache_control = ["no-cache"]
         _send_json(
@@ -158,7 +158,7 @@ class PasteItem(_PasteResource):
 
     async def on_delete(self, req: Request, resp: Response, paste_id: str) -> None:
         # The token is checked first, before anything about the id.
-        token = domain.bearer_token(req.get_header("Authorization"))
+        token = httpheaders.bearer_token(req.get_header("Authorization"))
         if token is None:
             raise MissingDeleteToken()
         await pastes.delete_paste(self.db, paste_id, token)
@@ -181,13 +181,13 @@ class PasteRaw(_PasteResource):
     def _respond(self, req: Request, resp: Response, paste: Paste) -> None:
         assert paste.content is not None
         body = paste.content.encode("utf-8")
-        etag = domain.paste_etag(paste.created_at)
+        etag = httpheaders.paste_etag(paste.created_at)
         _cache_control(resp, paste)
         resp.set_header("ETag", etag)
         resp.set_header("Content-Security-Policy", "default-src 'none'; sandbox")
         # A burn-after-read paste is always sent: its first GET is its only one.
         if_none_match = req.get_header("If-None-Match")
-        if not paste.burn_after_read and domain.etag_matches(if_none_match, etag):
+        if not paste.burn_after_read and httpheaders.etag_matches(if_none_match, etag):
             resp.status = falcon.HTTP_304
             return
         resp.content_type = TEXT

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
-from service.domain import Paste, rfc3339
+from service.domain import Paste
 
 PASTES_PATH = "/api/v1/pastes"
 # With it orjson writes a UTC datetime as rfc3339 does, "Z" and all, when its
 # fraction is not zero (orjson leaves a zero fraction out).
 _JSON_OPTIONS = orjson.OPT_UTC_Z
+_ZERO = timedelta(0)
+
+
+def rfc3339(moment: datetime | None) -> str | None:
+    """`moment` in UTC, to the microsecond, with a "Z": 2026-05-06T07:08:09.123456Z."""
+    if moment is None:
+        return None
+    if moment.microsecond and moment.utcoffset() == _ZERO:
+        # orjson is much faster than isoformat(), but leaves a zero fraction out.
+        return orjson.dumps(moment, option=orjson.OPT_UTC_Z)[1:-1].decode()
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def base_url(public_base_url: str | None, request_prefix: str) -> str:
@@ -32,7 +43,7 @@ def to_json(document: Any) -> bytes:
 
 def timestamp(moment: datetime | None) -> datetime | str | None:
     """`moment` for a document that `to_json` writes: the datetime itself
-    where orjson writes it as `rfc3339` would (nearly always: 0.4 µs less
+    where orjson writes it as `rfc3339` would (nearly always: cheaper
     per timestamp than formatting it apart), else rfc3339's string."""
     if moment is not None and moment.microsecond and moment.tzinfo is UTC:
         return moment

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service import domain
-from service.domain import Cursor
+from service import cursors, domain, httpheaders, views
+from service.cursors import Cursor
 from service.errors import ContentTooLarge, InvalidInput, MalformedCursor
 
 MAX = 1024
@@ -77,7 +77,7 @@ def test_delete_tokens_are_long_and_only_their_hash_matches():
     ],
 )
 def test_bearer_token_parsing(header, token):
-    assert domain.bearer_token(header) == token
+    assert httpheaders.bearer_token(header) == token
 
 
 # --- validation -------------------------------------------------------------
@@ -227,7 +227,7 @@ def test_bad_limits_are_refused(raw):
     ],
 )
 def test_create_body_kinds(content_type, kind):
-    assert domain.create_body_kind(content_type) == kind
+    assert httpheaders.create_body_kind(content_type) == kind
 
 
 # --- expiry, lifecycle, caching ---------------------------------------------
@@ -241,7 +241,7 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 )
 def test_cache_max_age_never_outlives_the_paste_or_an_hour(expires_in, max_age):
     expires_at = None if expires_in is None else NOW + timedelta(seconds=expires_in)
-    assert domain.cache_max_age(expires_at, NOW) == max_age
+    assert httpheaders.cache_max_age(expires_at, NOW) == max_age
 
 
 @pytest.mark.parametrize(
@@ -268,15 +268,15 @@ def test_cache_max_age_never_outlives_the_paste_or_an_hour(expires_in, max_age):
     ],
 )
 def test_rfc3339_is_utc_with_z_and_microseconds(moment, expected):
-    assert domain.rfc3339(moment) == expected
+    assert views.rfc3339(moment) == expected
 
 
 def test_etags_are_strong_and_name_the_paste_by_its_creation_to_the_microsecond():
     created = datetime(2026, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
-    etag = domain.paste_etag(created)
+    etag = httpheaders.paste_etag(created)
     assert re.fullmatch(r'"[0-9a-f]+"', etag)  # strong: no W/ prefix
-    assert etag == domain.paste_etag(created.astimezone(timezone(timedelta(hours=2))))
-    assert etag != domain.paste_etag(created + timedelta(microseconds=1))
+    assert etag == httpheaders.paste_etag(created.astimezone(timezone(timedelta(hours=2))))
+    assert etag != httpheaders.paste_etag(created + timedelta(microseconds=1))
 
 
 @pytest.mark.parametrize(
@@ -292,7 +292,7 @@ def test_etags_are_strong_and_name_the_paste_by_its_creation_to_the_microsecond(
     ],
 )
 def test_if_none_match(header, matches):
-    assert domain.etag_matches(header, '"abc"') is matches
+    assert httpheaders.etag_matches(header, '"abc"') is matches
 
 
 # --- cursors ----------------------------------------------------------------
@@ -300,25 +300,25 @@ def test_if_none_match(header, matches):
 
 def test_cursor_round_trip_keeps_microseconds():
     cursor = Cursor(datetime(2026, 3, 4, 5, 6, 7, 999999, tzinfo=UTC), "AbCdEfGhIjKl")
-    token = domain.encode_cursor(cursor, KEY)
+    token = cursors.encode_cursor(cursor, KEY)
     assert re.fullmatch(r"[A-Za-z0-9_-]+", token)
-    assert domain.decode_cursor(token, KEY) == cursor
+    assert cursors.decode_cursor(token, KEY) == cursor
 
 
 @pytest.mark.parametrize("token", ["x", "!!!!", "é", "AAAA", "a" * 200, "=" * 8])
 def test_garbage_cursors_are_malformed(token):
     with pytest.raises(MalformedCursor):
-        domain.decode_cursor(token, KEY)
+        cursors.decode_cursor(token, KEY)
 
 
 def test_tampered_or_foreign_cursors_are_malformed():
     cursor = Cursor(datetime(2026, 3, 4, tzinfo=UTC), "AbCdEfGhIjKl")
-    token = domain.encode_cursor(cursor, KEY)
+    token = cursors.encode_cursor(cursor, KEY)
     flipped = token[:-3] + ("A" if token[-3] != "A" else "B") + token[-2:]
     with pytest.raises(MalformedCursor):
-        domain.decode_cursor(flipped, KEY)
+        cursors.decode_cursor(flipped, KEY)
     with pytest.raises(MalformedCursor):
-        domain.decode_cursor(token, b"another key")
+        cursors.decode_cursor(token, b"another key")
 
 
 # --- properties -------------------------------------------------------------
@@ -343,13 +343,13 @@ def test_any_text_without_nul_is_accepted_unchanged(content):
 )
 def test_any_cursor_round_trips(created_at, paste_id):
     cursor = Cursor(created_at, paste_id)
-    assert domain.decode_cursor(domain.encode_cursor(cursor, KEY), KEY) == cursor
+    assert cursors.decode_cursor(cursors.encode_cursor(cursor, KEY), KEY) == cursor
 
 
 @given(st.text(max_size=80))
 def test_no_string_crashes_the_cursor_decoder(token):
     with contextlib.suppress(MalformedCursor):
-        domain.decode_cursor(token, KEY)
+        cursors.decode_cursor(token, KEY)
 
 
 @given(st.integers(min_value=1, max_value=TTL))

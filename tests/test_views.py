@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service import domain, views
+from service import views
 from service.domain import Paste
 
 
@@ -30,7 +30,7 @@ def written(moment: datetime | None) -> object:
     ],
 )
 def test_a_timestamp_is_written_as_rfc3339_writes_it(moment):
-    assert written(moment) == domain.rfc3339(moment)
+    assert written(moment) == views.rfc3339(moment)
 
 
 # Years a paste's timestamps can have (far from datetime's own limits, which a
@@ -44,7 +44,7 @@ MOMENTS = st.datetimes(
 
 @given(MOMENTS)
 def test_any_aware_timestamp_is_written_as_rfc3339_writes_it(moment):
-    assert written(moment) == domain.rfc3339(moment)
+    assert written(moment) == views.rfc3339(moment)
 
 
 def test_a_full_document_carries_every_field_and_the_content():
