@@ -12,6 +12,8 @@ RETURNING id, title, language, visibility, burn_after_read, size, created_at, ex
 -- Reads a live paste in one round trip. A burn-after-read paste is deleted by
 -- the same statement, so of any number of concurrent readers exactly one gets
 -- the row: the others wait on its row lock and then find it gone.
+-- Idempotent: a second run after a lost connection deletes nothing the first
+-- did not (if the first burned the paste, the second finds it gone: a 404).
 -- Served by the primary key.
 WITH burned AS (
     DELETE FROM pastes
