@@ -39,9 +39,10 @@ def translate_errors() -> Iterator[None]:
 
 
 class _Queries:
-    """The named queries, and rows as dicts keyed by column name."""
+    """A pool, the named queries, and rows as dicts keyed by column name."""
 
-    def __init__(self, queries: Mapping[str, Query] | None) -> None:
+    def __init__(self, pool: Any, queries: Mapping[str, Query] | None = None) -> None:
+        self.pool = pool
         self.queries = dict(load_queries() if queries is None else queries)
         # A query's SQL, and so its columns, never change: names are read once
         # and tuple rows (psycopg's fast path) zipped with them.
@@ -90,25 +91,19 @@ class Database(_Queries):
     idempotent query (`-- idempotent` in `sql/`) runs once more.
     """
 
-    def __init__(self, pool: AsyncConnectionPool, queries: Mapping[str, Query] | None = None):
-        super().__init__(queries)
-        self.pool = pool
+    pool: AsyncConnectionPool
 
     @classmethod
     def from_config(cls, config: Config, *, name: str = "pastebin") -> Database:
         """A pool sized and bounded by `config`, not yet open (see `open`)."""
-        pool: AsyncConnectionPool = AsyncConnectionPool(
-            _checked_url(config),
-            min_size=config.pool_min_size,
-            max_size=config.pool_max_size,
-            timeout=config.pool_timeout,
-            max_waiting=config.pool_max_waiting,
-            reconnect_timeout=config.pool_reconnect_timeout,
-            kwargs=connection_kwargs(config, name),
-            name=name,
-            open=False,
+        return cls(
+            AsyncConnectionPool(
+                min_size=config.pool_min_size,
+                max_size=config.pool_max_size,
+                max_waiting=config.pool_max_waiting,
+                **_pool_settings(config, name),
+            )
         )
-        return cls(pool)
 
     async def open(self) -> None:
         """Start the pool without waiting for it to fill, so the process
@@ -174,22 +169,16 @@ class SyncDatabase(_Queries):
     """The expiry worker's handle: a `ConnectionPool` that checks each
     connection on checkout (a worker takes one per tick, not per request)."""
 
-    def __init__(self, pool: ConnectionPool, queries: Mapping[str, Query] | None = None):
-        super().__init__(queries)
-        self.pool = pool
+    pool: ConnectionPool
 
     @classmethod
     def from_config(cls, config: Config, *, name: str = "pastebin-worker") -> SyncDatabase:
+        """A one-connection pool, opened without waiting for the database."""
         pool: ConnectionPool = ConnectionPool(
-            _checked_url(config),
             min_size=1,
             max_size=1,
-            timeout=config.pool_timeout,
-            reconnect_timeout=config.pool_reconnect_timeout,
-            kwargs=connection_kwargs(config, name),
             check=ConnectionPool.check_connection,
-            name=name,
-            open=False,
+            **_pool_settings(config, name),
         )
         pool.open(wait=False)
         return cls(pool)
@@ -207,14 +196,22 @@ class SyncDatabase(_Queries):
         self.pool.close(timeout=timeout)
 
 
-def _checked_url(config: Config) -> str:
+def _pool_settings(config: Config, name: str) -> dict[str, Any]:
+    """What both pools take from `config`; a pool is opened by its owner."""
     if not config.database_url:
         raise ConfigError("DATABASE_URL is not set")
     try:
         conninfo_to_dict(config.database_url)
     except psycopg.ProgrammingError as exc:
         raise ConfigError(f"DATABASE_URL cannot be parsed: {exc}") from None
-    return config.database_url
+    return {
+        "conninfo": config.database_url,
+        "timeout": config.pool_timeout,
+        "reconnect_timeout": config.pool_reconnect_timeout,
+        "kwargs": connection_kwargs(config, name),
+        "name": name,
+        "open": False,
+    }
 
 
 def connection_kwargs(config: Config, application_name: str) -> dict[str, Any]:
