@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -33,6 +34,17 @@ class Server:
         self.returncode: int | None = None
         self.log = ""
         self._log_file = log_file
+
+    def create_text(self, content: bytes, query: str = "") -> str:
+        """Create a paste from a plain-text body; the path of its raw view."""
+        status, _, body = self.request(
+            "POST",
+            f"/api/v1/pastes{query}",
+            body=content,
+            headers={"Content-Type": "text/plain", "Accept": "text/plain"},
+        )
+        assert status == 201, body
+        return re.sub(r"^https?://[^/]+", "", body.decode().strip())
 
     def read_log(self) -> str:
         """What the server has written to stderr so far."""

@@ -54,14 +54,7 @@ def test_links_use_the_host_the_request_came_in_on(server):
 
 def test_exactly_one_concurrent_http_reader_gets_a_burn_paste(server):
     for _ in range(3):
-        status, _, body = server.request(
-            "POST",
-            "/api/v1/pastes?burn_after_read=true",
-            body=b"secret",
-            headers={"Content-Type": "text/plain", "Accept": "text/plain"},
-        )
-        assert status == 201
-        path = re.sub(r"^http://[^/]+", "", body.decode().strip())
+        path = server.create_text(b"secret", "?burn_after_read=true")
         readers = 12
         barrier = threading.Barrier(readers)
         statuses: list[int] = []

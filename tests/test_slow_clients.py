@@ -3,8 +3,6 @@ one byte a second hold nothing that other requests need."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from bench.slowclients import measure, server_workers
@@ -15,14 +13,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
 def test_500_slow_clients_leave_health_and_reads_answering_at_once(database_url):
     with gunicorn(database_url) as server:
-        status, _, body = server.request(
-            "POST",
-            "/api/v1/pastes",
-            body=b"read me while others dribble",
-            headers={"Content-Type": "text/plain", "Accept": "text/plain"},
-        )
-        assert status == 201
-        path = re.sub(r"^http://[^/]+", "", body.decode().strip())
+        path = server.create_text(b"read me while others dribble")
         result = measure(
             server.port,
             path,
