@@ -181,14 +181,12 @@ class Config:
     def is_production(self) -> bool:
         return self.app_env == "production"
 
-    @property
-    def json_body_limit(self) -> int:
-        """Bytes a JSON create may take: room for content of `paste_max_bytes`
-        however it is escaped (`\\u0000`-style escapes take 6 bytes a byte)."""
-        return 6 * self.paste_max_bytes + 64 * 1024
-
-    @property
-    def text_body_limit(self) -> int:
+    def body_limit(self, kind: str) -> int:
+        """Bytes a create body of `kind` ("json" or "text") may take. JSON has
+        room for content of `paste_max_bytes` however it is escaped
+        (`\\u0000`-style escapes take 6 bytes a byte)."""
+        if kind == "json":
+            return 6 * self.paste_max_bytes + 64 * 1024
         return self.paste_max_bytes
 
     @property

@@ -53,7 +53,7 @@ def refusal(config: Config, scope: dict[str, Any], headers: list[Any]) -> Servic
     kind = create_body_kind(content_type.decode("latin-1") if content_type else None)
     if kind is None or not length.isdigit():
         return None  # the app answers 415 (which comes first) or 400
-    limit = config.text_body_limit if kind == "text" else config.json_body_limit
+    limit = config.body_limit(kind)
     if int(length) > limit:
         return ContentTooLarge(f"the body is {int(length)} bytes; the limit is {limit} bytes")
     return None

@@ -92,12 +92,11 @@ class PasteCollection(_PasteResource):
         if kind is None:
             raise UnsupportedMediaType()
         limits = self.config
+        body = await bodies.read_limited(req, limits.body_limit(kind), limits.body_timeout)
         document: object
         if kind == "text":
-            body = await bodies.read_limited(req, limits.text_body_limit, limits.body_timeout)
             document = {"content": bodies.decode_text(body)}
         else:
-            body = await bodies.read_limited(req, limits.json_body_limit, limits.body_timeout)
             document = bodies.parse_json(body)
         if isinstance(document, dict):
             domain.check_content_size(document.get("content"), limits.paste_max_bytes)

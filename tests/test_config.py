@@ -15,7 +15,8 @@ def test_defaults():
     assert config.paste_max_bytes == 1024 * 1024
     assert config.paste_max_ttl == 365 * 86400
     assert config.worker_interval == 10.0
-    assert config.json_body_limit == 6 * 1024 * 1024 + 64 * 1024
+    assert config.body_limit("json") == 6 * 1024 * 1024 + 64 * 1024
+    assert config.body_limit("text") == 1024 * 1024
     assert not config.json_logs
 
 
