@@ -7,7 +7,7 @@ APP := service.app:create_app()
 # The Node peer the benchmark compares against, when the shared folder is beside the checkout.
 HASTE := $(wildcard $(abspath ../shared/peers/haste-server.sh))
 
-.PHONY: install run web worker migrate test lint fmt bench clean
+.PHONY: install run web worker admin migrate test lint fmt bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ web: $(STAMP) ## the web server alone (needs DATABASE_URL)
 
 worker: $(STAMP) ## one expiry worker (needs DATABASE_URL); run several for replicas
 	$(BIN)/python -m service.worker
+
+admin: $(STAMP) ## operator actions (needs DATABASE_URL): make admin ARGS="reports"
+	$(BIN)/python -m service.admin $(ARGS)
 
 migrate: $(STAMP) ## apply pending migrations to DATABASE_URL
 	$(BIN)/python -m service.migrate

@@ -40,8 +40,10 @@ def create_app(config: Config | None = None, *, db: Database | None = None) -> E
     app.add_error_handler(ServiceError, problems.ServiceErrorHandler(config.retry_after_seconds))
 
     app.add_route("/api/v1/pastes", resources.PasteCollection(db, config, limiter))
-    app.add_route("/api/v1/pastes/{paste_id}", resources.PasteItem(db, config))
-    app.add_route("/api/v1/pastes/{paste_id}/raw", resources.PasteRaw(db, config))
+    app.add_route("/api/v1/pastes/{paste_id}", resources.PasteItem(db, config, limiter))
+    app.add_route("/api/v1/pastes/{paste_id}/raw", resources.PasteRaw(db, config, limiter))
+    app.add_route("/api/v1/pastes/{paste_id}/report", resources.PasteReport(db, config, limiter))
+    app.add_route("/", resources.Usage(db, config, limiter))
     app.add_route("/healthz", resources.Health())
     app.add_route("/readyz", resources.Ready(db, config))
     app.add_route("/metrics", resources.Metrics(db))

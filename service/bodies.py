@@ -10,6 +10,15 @@ from falcon.asgi import Request
 
 from service.errors import BodyTimeout, ContentTooLarge, MalformedRequest
 
+_FORM_CHUNK = 64 * 1024
+
+
+def check_declared_length(req: Request, limit: int) -> None:
+    """Refuse a declared Content-Length over `limit` before reading anything."""
+    length = req.content_length
+    if length is not None and length > limit:
+        raise ContentTooLarge(f"the body is {length} bytes; the limit is {limit} bytes")
+
 
 async def read_limited(req: Request, limit: int, timeout: float) -> bytes:
     """The whole body, refusing more than `limit` bytes or a body still
@@ -19,9 +28,8 @@ async def read_limited(req: Request, limit: int, timeout: float) -> bytes:
     read; a chunked body is read as it arrives and abandoned as soon as it
     passes the limit, so neither is ever buffered whole.
     """
+    check_declared_length(req, limit)
     length = req.content_length
-    if length is not None and length > limit:
-        raise ContentTooLarge(f"the body is {length} bytes; the limit is {limit} bytes")
     received = bytearray()
     try:
         async with asyncio.timeout(timeout):
@@ -34,6 +42,45 @@ async def read_limited(req: Request, limit: int, timeout: float) -> bytes:
     if length is not None and len(received) != length:  # the client went away mid-upload
         raise MalformedRequest("the body ended before its Content-Length")
     return bytes(received)
+
+
+async def read_form(
+    req: Request, limit: int, content_limit: int, timeout: float
+) -> dict[str, str | list[str]]:
+    """The parts of a multipart/form-data body as {name: text}, a repeated
+    name as a list. Refuses a body over `limit` bytes, a `content` part over
+    `content_limit`, a body still arriving after `timeout` seconds, a part
+    without a name and text that is not UTF-8 (after every size check, as
+    413 outranks 400)."""
+    check_declared_length(req, limit)
+    raw: dict[str, list[bytes]] = {}
+    total = 0
+    try:
+        async with asyncio.timeout(timeout):
+            form = await req.get_media()
+            async for part in form:
+                name = part.name
+                if not name:
+                    raise MalformedRequest("every form part needs a name")
+                data = bytearray()
+                while chunk := await part.stream.read(_FORM_CHUNK):
+                    data += chunk
+                    total += len(chunk)
+                    if total > limit:
+                        raise ContentTooLarge(f"the body is over the limit of {limit} bytes")
+                    if name == "content" and len(data) > content_limit:
+                        raise ContentTooLarge(
+                            f"content is over {content_limit} bytes; "
+                            f"the limit is {content_limit} bytes"
+                        )
+                raw.setdefault(name, []).append(bytes(data))
+    except TimeoutError:
+        raise BodyTimeout() from None
+    fields: dict[str, str | list[str]] = {}
+    for name, values in raw.items():
+        texts = [decode_text(value) for value in values]
+        fields[name] = texts[0] if len(texts) == 1 else texts
+    return fields
 
 
 def decode_text(body: bytes) -> str:

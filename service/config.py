@@ -71,6 +71,13 @@ def _networks(raw: str) -> tuple[str, ...]:
     return networks
 
 
+def _power_of_two(raw: str) -> int:
+    value = int(raw)
+    if value < 2 or value & (value - 1):
+        raise ValueError("must be a power of two, at least 2")
+    return value
+
+
 def _log_level(raw: str) -> str:
     level = raw.strip().upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
@@ -134,6 +141,11 @@ class Config:
     # Peers whose X-Forwarded-For is believed (IPs or CIDRs, comma-separated).
     trusted_proxies: tuple[str, ...] = _env("TRUSTED_PROXIES", (), _networks)
     rate_limit_retention_seconds: int = _env("RATE_LIMIT_RETENTION_SECONDS", 3600, _positive_int)
+    # scrypt's cost for paste passwords (a check takes N * r * 128 bytes of memory);
+    # a hash keeps its own parameters, so raising them later is safe.
+    password_scrypt_n: int = _env("PASSWORD_SCRYPT_N", 2**14, _power_of_two)
+    password_scrypt_r: int = _env("PASSWORD_SCRYPT_R", 8, _positive_int)
+    password_scrypt_p: int = _env("PASSWORD_SCRYPT_P", 1, _positive_int)
     worker_interval: float = _env("WORKER_INTERVAL", 10.0, _positive_float)
     worker_batch: int = _env("WORKER_BATCH", 1000, _positive_int)
     worker_metrics_port: int | None = _env("WORKER_METRICS_PORT", None, _positive_int)
@@ -182,11 +194,13 @@ class Config:
         return self.app_env == "production"
 
     def body_limit(self, kind: str) -> int:
-        """Bytes a create body of `kind` ("json" or "text") may take. JSON has
+        """Bytes a create body of `kind` ("json", "text" or "form") may take. JSON has
         room for content of `paste_max_bytes` however it is escaped
         (`\\u0000`-style escapes take 6 bytes a byte)."""
         if kind == "json":
             return 6 * self.paste_max_bytes + 64 * 1024
+        if kind == "form":  # room for the other parts and the boundaries
+            return self.paste_max_bytes + 64 * 1024
         return self.paste_max_bytes
 
     @property

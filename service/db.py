@@ -192,6 +192,11 @@ class SyncDatabase(_Queries):
         with translate_errors(), self.pool.connection() as conn:
             return conn.execute(self.queries[name].sql, params).rowcount
 
+    def all(self, name: str, **params: Any) -> list[Row]:
+        with translate_errors(), self.pool.connection() as conn:
+            cursor = conn.execute(self.queries[name].sql, params)
+            return self._all(name, cursor, cursor.fetchall())
+
     def close(self, timeout: float = 5.0) -> None:
         self.pool.close(timeout=timeout)
 

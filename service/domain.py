@@ -20,17 +20,37 @@ ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 # 62**12 is about 2**71: well past the 64 bits that keep unlisted ids unguessable.
 ID_LENGTH = 12
 # Ids this service could ever have issued; anything else is simply not found.
-_ID_PATTERN = re.compile(r"[A-Za-z0-9]{11,64}")
+ID_PATTERN = re.compile(r"[A-Za-z0-9]{11,64}")
 DELETE_TOKEN_BYTES = 32  # 256 bits
 
 VISIBILITIES = ("unlisted", "public")
 TITLE_MAX_CHARS = 200
 LANGUAGE_MAX_CHARS = 50
-_LANGUAGE_PATTERN = re.compile(r"[A-Za-z0-9+#._-]{1,50}")
+LANGUAGE_PATTERN = re.compile(rf"[A-Za-z0-9+#._-]{{1,{LANGUAGE_MAX_CHARS}}}")
 _DIGITS = re.compile(r"[0-9]{1,18}")
+# Terminal escapes start with C0 controls; a title is printed in listings.
+TITLE_CONTROLS = re.compile(r"[\x00-\x08\x0a-\x1f]")
+MAX_VIEWS_LIMIT = 1_000_000
+LIST_LIMIT_DEFAULT = 20
+LIST_LIMIT_MAX = 100
+REPORT_REASONS = ("spam", "malware", "phishing", "illegal", "other")
+REPORT_DETAIL_MAX_CHARS = 1000
+PASSWORD_MAX_CHARS = 1024
 PASTE_FIELDS = frozenset(
-    {"content", "title", "language", "visibility", "burn_after_read", "expires_in"}
+    {
+        "content",
+        "title",
+        "language",
+        "visibility",
+        "burn_after_read",
+        "max_views",
+        "password",
+        "expires_in",
+    }
 )
+# Units `expires_in` may carry in a query string or a form part.
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+DURATION_PATTERN = re.compile(rf"([0-9]{{1,18}})([{''.join(DURATION_UNITS)}]?)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +61,8 @@ class NewPaste:
     title: str | None = None
     language: str | None = None
     visibility: str = "unlisted"
-    burn_after_read: bool = False
+    max_views: int | None = None
+    password: str | None = None
     expires_in: int | None = None
 
     @property
@@ -59,11 +80,27 @@ class Paste(NamedTuple):
     title: str | None
     language: str | None
     visibility: str
-    burn_after_read: bool
+    max_views: int | None  # None: unlimited
+    views_left: int | None  # after the read that fetched it
     size: int
     created_at: datetime
     expires_at: datetime | None
     content: str | None = None
+    password_hash: str | None = None
+
+    @property
+    def burn_after_read(self) -> bool:
+        return self.max_views == 1
+
+    @property
+    def password_protected(self) -> bool:
+        return self.password_hash is not None
+
+    @property
+    def cacheable(self) -> bool:
+        """Whether shared caches may keep it: not when a read takes a view or
+        needs a password."""
+        return self.max_views is None and self.password_hash is None
 
 
 # --- ids and tokens ---------------------------------------------------------
@@ -94,7 +131,7 @@ def new_paste_id() -> str:
 
 def is_possible_paste_id(candidate: str) -> bool:
     """False for anything no paste could be called, so it needs no lookup."""
-    return _ID_PATTERN.fullmatch(candidate) is not None
+    return ID_PATTERN.fullmatch(candidate) is not None
 
 
 def new_delete_token() -> str:
@@ -136,12 +173,21 @@ def validate_new_paste(fields: Mapping[str, object], *, max_bytes: int, max_ttl:
     if content == "":
         raise InvalidInput("content must not be empty", field="content")
     _check_text("content", content)
+    max_views = _max_views(fields.get("max_views"))
+    if _burn_after_read(fields.get("burn_after_read")):
+        if max_views not in (None, 1):
+            raise InvalidInput(
+                "burn_after_read is max_views 1; do not send another max_views with it",
+                field="max_views",
+            )
+        max_views = 1
     return NewPaste(
         content=content,
         title=_optional_title(fields.get("title")),
         language=_optional_language(fields.get("language")),
         visibility=_visibility(fields.get("visibility")),
-        burn_after_read=_burn_after_read(fields.get("burn_after_read")),
+        max_views=max_views,
+        password=_optional_password(fields.get("password")),
         expires_in=_expires_in(fields.get("expires_in"), max_ttl),
     )
 
@@ -161,11 +207,13 @@ def check_content_size(content: object, max_bytes: int) -> None:
         raise ContentTooLarge(f"content is {size} bytes; the limit is {max_bytes} bytes")
 
 
-def fields_from_query(params: Mapping[str, str | list[str]]) -> dict[str, object]:
-    """Type the create fields given in a query string, as JSON would carry them.
+def fields_from_text(params: Mapping[str, str | list[str]]) -> dict[str, object]:
+    """Type the create fields given as text (a query string, form parts), as
+    JSON would carry them.
 
-    Every value must be non-empty and given once; booleans are true/false and
-    integers plain digits, so `expires_in=abc` or `burn_after_read=maybe` fail.
+    Every value must be non-empty and given once; booleans are true/false,
+    integers plain digits and `expires_in` a duration, so `expires_in=abc` or
+    `burn_after_read=maybe` fail.
     """
     typed: dict[str, object] = {}
     for name, value in params.items():
@@ -173,9 +221,9 @@ def fields_from_query(params: Mapping[str, str | list[str]]) -> dict[str, object
             raise InvalidInput(f"{name} is given more than once", field=name)
         if value == "":
             raise InvalidInput(f"{name} must not be empty", field=name)
-        if name == "content":
-            raise InvalidInput("content goes in the body, not the query", field=name)
         if name == "expires_in":
+            typed[name] = parse_duration(name, value)
+        elif name == "max_views":
             typed[name] = parse_positive_int(name, value)
         elif name == "burn_after_read":
             typed[name] = _parse_bool(name, value)
@@ -188,6 +236,19 @@ def parse_positive_int(name: str, raw: str) -> int:
     if not _DIGITS.fullmatch(raw):
         raise InvalidInput(f"{name} must be a whole number", field=name)
     return int(raw)
+
+
+def parse_duration(name: str, raw: str) -> int:
+    """Seconds in `90`, `90s`, `15m`, `12h`, `7d` or `2w` (whole numbers,
+    lower-case units)."""
+    match = DURATION_PATTERN.fullmatch(raw)
+    if match is None:
+        raise InvalidInput(
+            f"{name} must be a whole number of seconds, or of s, m, h, d or w (e.g. 15m)",
+            field=name,
+        )
+    number, unit = match.groups()
+    return int(number) * DURATION_UNITS[unit or "s"]
 
 
 def _parse_bool(name: str, raw: str) -> bool:
@@ -220,6 +281,8 @@ def _optional_title(value: object) -> str | None:
     if len(value) > TITLE_MAX_CHARS:
         raise InvalidInput(f"title must be at most {TITLE_MAX_CHARS} characters", field="title")
     _check_text("title", value)
+    if TITLE_CONTROLS.search(value):
+        raise InvalidInput("title must not contain control characters", field="title")
     return value
 
 
@@ -232,7 +295,7 @@ def _optional_language(value: object) -> str | None:
         raise InvalidInput(
             "language must not be empty; send null or leave it out", field="language"
         )
-    if not _LANGUAGE_PATTERN.fullmatch(value):
+    if not LANGUAGE_PATTERN.fullmatch(value):
         raise InvalidInput(
             f"language must be 1 to {LANGUAGE_MAX_CHARS} characters of A-Z a-z 0-9 + # . _ -",
             field="language",
@@ -256,6 +319,29 @@ def _burn_after_read(value: object) -> bool:
     return value
 
 
+def _max_views(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput("max_views must be an integer or null", field="max_views")
+    if not 1 <= value <= MAX_VIEWS_LIMIT:
+        raise InvalidInput(f"max_views must be between 1 and {MAX_VIEWS_LIMIT}", field="max_views")
+    return value
+
+
+def _optional_password(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput("password must be a string", field="password")
+    if not 1 <= len(value) <= PASSWORD_MAX_CHARS:
+        raise InvalidInput(
+            f"password must be 1 to {PASSWORD_MAX_CHARS} characters", field="password"
+        )
+    _check_text("password", value)
+    return value
+
+
 def _expires_in(value: object, max_ttl: int) -> int | None:
     if value is None:
         return None
@@ -267,7 +353,35 @@ def _expires_in(value: object, max_ttl: int) -> int | None:
     return value
 
 
-def parse_limit(raw: str | list[str] | None, *, default: int = 20, maximum: int = 100) -> int:
+def validate_report(document: object) -> tuple[str, str | None]:
+    """The reason and detail of an abuse report's JSON body."""
+    if not isinstance(document, dict):
+        raise InvalidInput("the body must be a JSON object")
+    unknown = sorted(set(document) - {"reason", "detail"})
+    if unknown:
+        raise InvalidInput(f"unknown field(s): {', '.join(unknown)}", field=unknown[0])
+    reason = document.get("reason")
+    if reason not in REPORT_REASONS:
+        raise InvalidInput(f"reason must be one of {', '.join(REPORT_REASONS)}", field="reason")
+    detail = document.get("detail")
+    if detail is None:
+        return str(reason), None
+    if not isinstance(detail, str):
+        raise InvalidInput("detail must be a string or null", field="detail")
+    if len(detail) > REPORT_DETAIL_MAX_CHARS:
+        raise InvalidInput(
+            f"detail must be at most {REPORT_DETAIL_MAX_CHARS} characters", field="detail"
+        )
+    _check_text("detail", detail)
+    return str(reason), detail
+
+
+def parse_limit(
+    raw: str | list[str] | None,
+    *,
+    default: int = LIST_LIMIT_DEFAULT,
+    maximum: int = LIST_LIMIT_MAX,
+) -> int:
     if raw is None:
         return default
     if isinstance(raw, list):

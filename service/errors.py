@@ -48,11 +48,27 @@ class ContentTooLarge(ServiceError):
 
 
 class UnsupportedMediaType(ServiceError):
-    """Send the paste as application/json or text/plain, in UTF-8."""
+    """Send the paste as application/json, text/plain or multipart/form-data, in UTF-8."""
 
 
 class PasteNotFound(ServiceError):
     """No such paste: it never existed, was deleted, was burned or has expired."""
+
+
+class PasteRemoved(ServiceError):
+    """This paste was removed by the operator."""
+
+
+class ContentBlocked(ServiceError):
+    """This content may not be stored here."""
+
+
+class PasswordRequired(ServiceError):
+    """This paste is protected: send its password with HTTP Basic authentication."""
+
+
+class WrongPassword(PasswordRequired):
+    """The password does not match this paste."""
 
 
 class MissingDeleteToken(ServiceError):

@@ -3,6 +3,8 @@ delete credentials, ETags and cache lifetimes. Pure functions of header values."
 
 from __future__ import annotations
 
+import base64
+import binascii
 from datetime import datetime
 
 from service.domain import epoch_micros
@@ -11,15 +13,22 @@ from service.domain import epoch_micros
 MAX_CACHE_SECONDS = 3600
 
 
+_CREATE_BODY_KINDS = {
+    "application/json": "json",
+    "text/plain": "text",
+    "multipart/form-data": "form",
+}
+
+
 def create_body_kind(content_type: str | None) -> str | None:
-    """'json' or 'text' for an acceptable create body, else None (a 415).
+    """'json', 'text' or 'form' for an acceptable create body, else None (a 415).
 
     Media types compare case-insensitively; a charset other than UTF-8 is refused.
     """
     if not content_type:
         return None
     media_type, *params = (part.strip() for part in content_type.split(";"))
-    kind = {"application/json": "json", "text/plain": "text"}.get(media_type.lower())
+    kind = _CREATE_BODY_KINDS.get(media_type.lower())
     if kind is None:
         return None
     for param in params:
@@ -40,6 +49,22 @@ def bearer_token(authorization: str | None) -> str | None:
     if scheme.lower() != "bearer" or not token:
         return None
     return token
+
+
+def basic_password(authorization: str | None) -> str | None:
+    """The password of `Authorization: Basic base64(user:password)` (any user
+    name), else None."""
+    if not authorization:
+        return None
+    scheme, _, credentials = authorization.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    _user, colon, password = decoded.partition(":")
+    return password if colon else None
 
 
 def paste_etag(created_at: datetime) -> str:

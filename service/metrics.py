@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import (
@@ -21,6 +22,8 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import multiprocess as prometheus_multiprocess
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 REQUESTS = Counter(
     "pastebin_http_requests_total",
@@ -33,13 +36,21 @@ LATENCY = Histogram(
     ["route", "method"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
-# Pastes created and read are requests_total of their routes with status 201
-# and 200; deletions are counted here because a burn is not a DELETE request.
+PASTES_CREATED = Counter("pastebin_pastes_created_total", "Pastes created.")
+PASTES_READ = Counter(
+    "pastebin_pastes_read_total", "Reads that returned a paste's content (GET, not 304)."
+)
 PASTES_DELETED = Counter(
     "pastebin_pastes_deleted_total",
-    "Pastes deleted by the web process, by reason (token or burn).",
+    "Pastes deleted, by reason: token (DELETE), burn (the one read of a "
+    "burn-after-read paste), views (the last view), operator (removed).",
     ["reason"],
 )
+# Counted by this process; "operator" removals happen in `service.admin` and
+# are counted from the tombstones they leave, at each scrape.
+DELETE_REASONS = ("token", "burn", "views")
+for _reason in DELETE_REASONS:  # every reason is exported from the start, at 0
+    PASTES_DELETED.labels(_reason)
 POOL_CONNECTIONS = Gauge(
     "pastebin_db_pool_connections",
     "Connections of this process's pool, by state.",
@@ -78,10 +89,28 @@ def record_pool(stats: dict[str, int]) -> None:
     POOL_WAITING.set(stats.get("requests_waiting", 0))
 
 
-def exposition() -> tuple[bytes, str]:
-    """The current metrics in Prometheus text format, and its content type."""
+class _WithOperatorRemovals(Collector):
+    """`source`'s metrics, with the operator's removals added to the deleted counter."""
+
+    def __init__(self, source: Any, removed_by_operator: int | None) -> None:
+        self.source = source
+        self.removed = removed_by_operator
+
+    def collect(self) -> Iterable[Metric]:
+        for family in self.source.collect():
+            if family.name == "pastebin_pastes_deleted" and self.removed is not None:
+                family.add_sample(
+                    "pastebin_pastes_deleted_total", {"reason": "operator"}, self.removed
+                )
+            yield family
+
+
+def exposition(removed_by_operator: int | None = None) -> tuple[bytes, str]:
+    """The current metrics in Prometheus text format, and its content type;
+    `removed_by_operator` is left out when unknown (the database is down)."""
+    source: Any = REGISTRY
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        prometheus_multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+        source = prometheus_multiprocess.MultiProcessCollector(None)
+    registry = CollectorRegistry()
+    registry.register(_WithOperatorRemovals(source, removed_by_operator))
+    return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -112,30 +112,22 @@ class PoolLifespan:
 
 
 class MissLimits:
-    """Limits lookups that find nothing: a lookup that ends in 404 takes a
-    "miss" token, and a client refused for misses is answered 429 before its
-    next lookup, with no database work. (Creates are limited by the insert.)"""
+    """Counts misses against the client's miss limit: a paste lookup (GET or
+    HEAD) that found nothing, and a DELETE answered 403 or 404 (after its 401
+    check), so a delete cannot tell a live id from a dead one either. Past the
+    limit a miss is answered 429; a read of a paste that exists never is.
+    (Wrong passwords are counted by the resource that checks them.)"""
 
     LOOKUPS = frozenset({"/api/v1/pastes/{paste_id}", "/api/v1/pastes/{paste_id}/raw"})
+    ITEM = "/api/v1/pastes/{paste_id}"
 
     def __init__(self, limiter: RateLimiter) -> None:
         self.limiter = limiter
 
-    async def process_resource(
-        self,
-        req: Request,
-        resp: Response,
-        resource: Any,
-        params: dict[str, Any],
-    ) -> None:
-        # Finding the client key parses addresses: only worth it while someone is refused.
-        # DELETE is left alone: its missing token (401) comes before anything else.
-        if (
-            self.limiter.refusing
-            and req.method in ("GET", "HEAD")
-            and req.uri_template in self.LOOKUPS
-        ):
-            self.limiter.check_refused(client_of(req, self.limiter))
+    def _is_miss(self, req: Request, status: int) -> bool:
+        if req.method == "DELETE":
+            return status in (403, 404) and req.uri_template == self.ITEM
+        return status == 404 and req.uri_template in self.LOOKUPS
 
     async def process_response(
         self,
@@ -144,14 +136,11 @@ class MissLimits:
         resource: Any,
         req_succeeded: bool,
     ) -> None:
-        if resp.status_code != 404 or req.uri_template not in self.LOOKUPS:
+        if not self._is_miss(req, resp.status_code):
             return
         try:
-            await self.limiter.take(self.limiter.misses, client_of(req, self.limiter))
+            await self.limiter.miss(
+                self.limiter.client(req.remote_addr, req.get_header("X-Forwarded-For"))
+            )
         except RateLimited as exc:
             render_service_error(resp, exc, exc.retry_after)
-
-
-def client_of(req: Request, limiter: RateLimiter) -> str:
-    """The key `req`'s client is limited by."""
-    return limiter.client(req.remote_addr, req.get_header("X-Forwarded-For"))

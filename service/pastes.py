@@ -11,8 +11,15 @@ from service import domain
 from service.cursors import Cursor
 from service.db import Database, Row
 from service.domain import NewPaste, Paste
-from service.errors import PasteNotFound, RateLimited, WrongDeleteToken
-from service.ratelimit import Limit
+from service.errors import (
+    ContentBlocked,
+    PasswordRequired,
+    PasteNotFound,
+    PasteRemoved,
+    WrongDeleteToken,
+    WrongPassword,
+)
+from service.passwords import Hasher
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,59 +34,80 @@ class Page:
     next_cursor: Cursor | None
 
 
-async def create_paste(
-    db: Database, new: NewPaste, *, client: str | None = None, limit: Limit | None = None
-) -> CreatedPaste:
+async def create_paste(db: Database, new: NewPaste, hasher: Hasher) -> CreatedPaste:
     """Store `new` and return it with its one-time delete token.
 
-    With a `limit`, the paste is stored only if `client` has a token left in
-    that bucket (taken by the same statement); else RateLimited is raised. The
-    insert commits before this returns, so an acknowledged paste is durable.
+    Raises ContentBlocked, storing nothing, when the content's SHA-256 is on
+    the blocklist. The insert commits before this returns, so an acknowledged
+    paste is durable.
     """
     token = domain.new_delete_token()
-    values = {
-        "id": domain.new_paste_id(),
-        "content": new.content,
-        "title": new.title,
-        "language": new.language,
-        "visibility": new.visibility,
-        "burn_after_read": new.burn_after_read,
-        "size": new.size,
-        "expires_in": new.expires_in,
-        "delete_token_hash": domain.hash_delete_token(token),
-    }
-    if limit is None or client is None:
-        row = await db.one("insert_paste", **values)
-    else:
-        row = await db.one(
-            "insert_paste_rate_limited",
-            **values,
-            bucket=limit.bucket,
-            client=client,
-            burst=limit.burst,
-            per_second=limit.per_second,
-        )
-        assert row is not None  # the bucket's upsert always yields a row
-        if row["id"] is None:
-            raise RateLimited(limit.retry_after(row["tokens"]))
-    assert row is not None  # INSERT … RETURNING always yields the row
-    return CreatedPaste(paste=_paste(row), delete_token=token)
+    password_hash = None if new.password is None else await hasher.hash(new.password)
+    paste_id = domain.new_paste_id()
+    row = await db.one(
+        "insert_paste",
+        id=paste_id,
+        content=new.content,
+        title=new.title,
+        language=new.language,
+        visibility=new.visibility,
+        max_views=new.max_views,
+        password_hash=password_hash,
+        size=new.size,
+        expires_in=new.expires_in,
+        delete_token_hash=domain.hash_delete_token(token),
+    )
+    if row is None:
+        raise ContentBlocked()
+    paste = Paste(
+        id=paste_id,
+        title=new.title,
+        language=new.language,
+        visibility=new.visibility,
+        max_views=new.max_views,
+        views_left=new.max_views,
+        size=new.size,
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        password_hash=password_hash,
+    )
+    return CreatedPaste(paste=paste, delete_token=token)
 
 
-async def read_paste(db: Database, paste_id: str, *, consume: bool = True) -> Paste:
-    """A live paste with its content. A burn-after-read paste is consumed by
-    the read, unless `consume` is false (HEAD never burns).
+async def read_paste(
+    db: Database,
+    paste_id: str,
+    *,
+    consume: bool = True,
+    password: str | None = None,
+    hasher: Hasher | None = None,
+) -> Paste:
+    """A live paste with its content. A read of a paste with a view limit
+    takes a view (the last one deletes it) unless `consume` is false (HEAD
+    never does).
 
-    Raises PasteNotFound when there is no live paste `paste_id`.
+    Raises PasteNotFound when there is no live paste `paste_id` (or no view is
+    left), PasteRemoved when an operator removed it, and for a protected paste
+    PasswordRequired without a `password`, WrongPassword with a wrong one;
+    no view is taken then.
     """
     if not domain.is_possible_paste_id(paste_id):
         raise PasteNotFound()
-    if consume:
-        row = await db.one("read_paste", id=paste_id)
-    else:
-        row = await db.one("peek_paste", id=paste_id)
+    row = await db.one("find_paste", id=paste_id)
     if row is None:
+        removed = await db.one("find_removed_paste", id=paste_id)
+        if removed is not None:
+            raise PasteRemoved(f"This paste was removed by the operator: {removed['reason']}")
         raise PasteNotFound()
+    if row["password_hash"] is not None:
+        if password is None or hasher is None:
+            raise PasswordRequired()
+        if not await hasher.matches(password, row["password_hash"]):
+            raise WrongPassword()
+    if consume and row["max_views"] is not None:
+        row = await db.one("take_view", id=paste_id)
+        if row is None:  # another reader took the last view
+            raise PasteNotFound()
     return _paste(row)
 
 
@@ -103,15 +131,12 @@ async def delete_paste(db: Database, paste_id: str, token: str) -> None:
 async def list_public(db: Database, *, limit: int, after: Cursor | None = None) -> Page:
     """Live public pastes, newest first, `limit` at most, after `after`."""
     # One row more than asked tells whether another page exists.
-    if after is None:
-        rows = await db.all("list_public_first", limit=limit + 1)
-    else:
-        rows = await db.all(
-            "list_public_after",
-            limit=limit + 1,
-            after_created_at=after.created_at,
-            after_id=after.id,
-        )
+    rows = await db.all(
+        "list_public",
+        limit=limit + 1,
+        after_created_at=after.created_at if after else None,
+        after_id=after.id if after else None,
+    )
     items = [_paste(row) for row in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:
@@ -120,15 +145,25 @@ async def list_public(db: Database, *, limit: int, after: Cursor | None = None) 
     return Page(items=items, next_cursor=next_cursor)
 
 
+async def report_paste(db: Database, paste_id: str, reason: str, detail: str | None) -> None:
+    """Record an abuse report; PasteNotFound when there is no live paste."""
+    if not domain.is_possible_paste_id(paste_id):
+        raise PasteNotFound()
+    if await db.one("insert_report", id=paste_id, reason=reason, detail=detail) is None:
+        raise PasteNotFound()
+
+
 def _paste(row: Row) -> Paste:
     return Paste(
         id=row["id"],
         title=row["title"],
         language=row["language"],
         visibility=row["visibility"],
-        burn_after_read=row["burn_after_read"],
+        max_views=row["max_views"],
+        views_left=row["views_left"],
         size=row["size"],
         created_at=row["created_at"],
         expires_at=row["expires_at"],
         content=row.get("content"),
+        password_hash=row["password_hash"],
     )

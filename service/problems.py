@@ -21,15 +21,24 @@ STATUS_OF: dict[type[errors.ServiceError], int] = {
     errors.UriTooLong: 414,
     errors.HeadersTooLarge: 431,
     errors.MissingDeleteToken: 401,
+    errors.PasswordRequired: 401,
     errors.WrongDeleteToken: 403,
     errors.PasteNotFound: 404,
     errors.ContentTooLarge: 413,
     errors.UnsupportedMediaType: 415,
     errors.InvalidInput: 422,
     errors.RateLimited: 429,
+    errors.PasteRemoved: 451,
+    errors.ContentBlocked: 451,
     errors.DatabaseUnavailable: 503,
 }
 
+
+# What a 401 asks for, by what was missing.
+CHALLENGE_OF: dict[type[errors.ServiceError], str] = {
+    errors.MissingDeleteToken: "Bearer",
+    errors.PasswordRequired: 'Basic realm="paste", charset="UTF-8"',
+}
 
 _FALCON_DETAILS = {
     404: "There is nothing at this path.",
@@ -49,11 +58,17 @@ def problem(status: int, detail: str, **extra: Any) -> bytes:
     return orjson.dumps(document)
 
 
-def status_of(exc: errors.ServiceError) -> int:
+def _lookup(
+    table: dict[type[errors.ServiceError], Any], exc: errors.ServiceError, default: Any
+) -> Any:
     for cls in type(exc).__mro__:
-        if cls in STATUS_OF:
-            return STATUS_OF[cls]
-    return 500
+        if cls in table:
+            return table[cls]
+    return default
+
+
+def status_of(exc: errors.ServiceError) -> int:
+    return int(_lookup(STATUS_OF, exc, 500))
 
 
 def serialize_http_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPError) -> None:
@@ -81,7 +96,8 @@ def render_service_error(
         resp.set_header("Retry-After", str(retry_after_seconds))
         log.warning("database_unavailable", error=type(exc).__name__, cause=_cause(exc))
     elif status == 401:
-        resp.set_header("WWW-Authenticate", "Bearer")
+        resp.set_header("WWW-Authenticate", _lookup(CHALLENGE_OF, exc, "Bearer"))
+        resp.cache_control = ["no-store"]
     elif isinstance(exc, errors.RateLimited):
         resp.set_header("Retry-After", str(exc.retry_after))
         resp.cache_control = ["no-store"]

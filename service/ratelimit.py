@@ -108,6 +108,8 @@ class RateLimiter:
         self.misses = Limit(
             "miss", config.rate_limit_misses_per_minute / 60, config.rate_limit_miss_burst
         )
+        # Reports are limited like creates, in a bucket of their own.
+        self.reports = Limit("report", self.creates.per_second, self.creates.burst)
         self._refused_until: dict[str, float] = {}
 
     def client(self, remote_addr: str | None, forwarded_for: str | None) -> str:
@@ -140,10 +142,12 @@ class RateLimiter:
             log.info("rate_limited", bucket=limit.bucket, retry_after=retry_after)
             raise RateLimited(retry_after)
 
-    @property
-    def refusing(self) -> bool:
-        """Whether any client is being refused for misses in this process."""
-        return bool(self._refused_until)
+    async def miss(self, client: str) -> None:
+        """Count a miss (a lookup that found nothing, a wrong delete token or
+        password) against `client`; RateLimited past its limit, at once and
+        with no database work while it is known to be refused."""
+        self.check_refused(client)
+        await self.take(self.misses, client)
 
     def check_refused(self, client: str) -> None:
         """Raise RateLimited while `client` is refused for misses (no I/O)."""

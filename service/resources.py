@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import Any
 
 import falcon
@@ -12,24 +13,54 @@ from service import bodies, cursors, domain, httpheaders, metrics, pastes, views
 from service.config import Config
 from service.db import Database
 from service.domain import Paste
-from service.errors import InvalidInput, MissingDeleteToken, UnsupportedMediaType
-from service.middleware import client_of
+from service.errors import (
+    DatabaseUnavailable,
+    InvalidInput,
+    MissingDeleteToken,
+    UnsupportedMediaType,
+    WrongPassword,
+)
+from service.passwords import Hasher
 from service.ratelimit import RateLimiter
 
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"
+# An abuse report is a reason and a short detail.
+REPORT_BODY_LIMIT = 16 * 1024
 
 
 class _PasteResource:
-    def __init__(self, db: Database, config: Config, limiter: RateLimiter | None = None) -> None:
+    def __init__(self, db: Database, config: Config, limiter: RateLimiter) -> None:
         self.db = db
         self.config = config
-        self.limiter = limiter if limiter is not None and limiter.enabled else None
+        self.limiter = limiter if limiter.enabled else None
         self.cursor_key = config.secret_key.encode("utf-8")
+        self.hasher = Hasher(
+            n=config.password_scrypt_n, r=config.password_scrypt_r, p=config.password_scrypt_p
+        )
 
     def _base(self, req: Request) -> str:
         # req.prefix is computed on access: only when PUBLIC_BASE_URL is unset.
         return self.config.public_base_url or views.base_url(None, req.prefix)
+
+    def _client(self, req: Request, limiter: RateLimiter) -> str:
+        return limiter.client(req.remote_addr, req.get_header("X-Forwarded-For"))
+
+    async def _read(self, req: Request, paste_id: str, *, consume: bool) -> Paste:
+        """The paste a GET (`consume`) or HEAD asks for, with the password of
+        its Basic credentials; a wrong password counts as a miss."""
+        password = httpheaders.basic_password(req.get_header("Authorization"))
+        try:
+            paste = await pastes.read_paste(
+                self.db, paste_id, consume=consume, password=password, hasher=self.hasher
+            )
+        except WrongPassword:
+            if self.limiter is not None:
+                await self.limiter.miss(self._client(req, self.limiter))
+            raise
+        if paste.views_left == 0:  # this read took the last view
+            metrics.PASTES_DELETED.labels("burn" if paste.burn_after_read else "views").inc()
+        return paste
 
 
 def _send_json(resp: Response, document: Any) -> None:
@@ -41,7 +72,7 @@ _CACHE_NEVER_EXPIRING = f"public, max-age={httpheaders.cache_max_age(None, domai
 
 
 def _cache_control(resp: Response, paste: Paste) -> None:
-    if paste.burn_after_read:
+    if not paste.cacheable:
         value = "no-store"
     elif paste.expires_at is None:  # most pastes: no clock to read
         value = _CACHE_NEVER_EXPIRING
@@ -62,15 +93,8 @@ class PasteCollection(_PasteResource):
 
     async def on_post(self, req: Request, resp: Response) -> None:
         new = await self._new_paste(req)
-        if self.limiter is None:
-            created = await pastes.create_paste(self.db, new)
-        else:
-            created = await pastes.create_paste(
-                self.db,
-                new,
-                client=client_of(req, self.limiter),
-                limit=self.limiter.creates,
-            )
+        created = await pastes.create_paste(self.db, new, self.hasher)
+        metrics.PASTES_CREATED.inc()
         base = self._base(req)
         url = views.paste_url(base, created.paste.id)
         resp.status = falcon.HTTP_201
@@ -87,26 +111,42 @@ class PasteCollection(_PasteResource):
             _send_json(resp, document)
 
     async def _new_paste(self, req: Request) -> domain.NewPaste:
-        # The order of the checks is the order of precedence: 415, 413, 400, 422.
+        # The order of the checks is the order of precedence: 415, 413, 400, 422
+        # (and 451 for blocked content, when the insert finds it blocked).
         kind = httpheaders.create_body_kind(req.content_type)
         if kind is None:
             raise UnsupportedMediaType()
         limits = self.config
-        body = await bodies.read_limited(req, limits.body_limit(kind), limits.body_timeout)
+        limit = limits.body_limit(kind)
+        bodies.check_declared_length(req, limit)
+        # The create token is taken before the body is read and parsed, so
+        # the work a client can make us do is bounded by its create limit.
+        if self.limiter is not None:
+            await self.limiter.take(self.limiter.creates, self._client(req, self.limiter))
         document: object
-        if kind == "text":
-            document = {"content": bodies.decode_text(body)}
+        if kind == "form":
+            document = await bodies.read_form(
+                req, limit, limits.paste_max_bytes, limits.body_timeout
+            )
         else:
-            document = bodies.parse_json(body)
+            body = await bodies.read_limited(req, limit, limits.body_timeout)
+            if kind == "text":
+                document = {"content": bodies.decode_text(body)}
+            else:
+                document = bodies.parse_json(body)
         if isinstance(document, dict):
             domain.check_content_size(document.get("content"), limits.paste_max_bytes)
         bodies.check_query_utf8(req.query_string)
         if not isinstance(document, dict):
             raise InvalidInput("the body must be a JSON object")
         fields: dict[str, object] = document
-        # The other fields may come from the query string (with either body),
+        if kind == "form":
+            fields = domain.fields_from_text(document)
+        # The other fields may come from the query string (with any body),
         # but never the same field from both.
-        query = domain.fields_from_query(req.params)
+        query = domain.fields_from_text(req.params)
+        if "content" in query:
+            raise InvalidInput("content goes in the body, not the query", field="content")
         for name in sorted(query.keys() & fields.keys()):
             raise InvalidInput(f"{name} is given both in the query and the body", field=name)
         fields.update(query)
@@ -144,14 +184,13 @@ class PasteItem(_PasteResource):
     """`/api/v1/pastes/{paste_id}`: read as JSON, delete."""
 
     async def on_get(self, req: Request, resp: Response, paste_id: str) -> None:
-        paste = await pastes.read_paste(self.db, paste_id)
-        if paste.burn_after_read:
-            metrics.PASTES_DELETED.labels("burn").inc()
+        paste = await self._read(req, paste_id, consume=True)
         _cache_control(resp, paste)
         _send_json(resp, views.full(paste, self._base(req)))
+        metrics.PASTES_READ.inc()
 
     async def on_head(self, req: Request, resp: Response, paste_id: str) -> None:
-        paste = await pastes.read_paste(self.db, paste_id, consume=False)
+        paste = await self._read(req, paste_id, consume=False)
         _cache_control(resp, paste)
         _send_json(resp, views.full(paste, self._base(req)))
 
@@ -169,28 +208,55 @@ class PasteRaw(_PasteResource):
     """`/api/v1/pastes/{paste_id}/raw`: the content alone, cacheable."""
 
     async def on_get(self, req: Request, resp: Response, paste_id: str) -> None:
-        paste = await pastes.read_paste(self.db, paste_id)
-        if paste.burn_after_read:
-            metrics.PASTES_DELETED.labels("burn").inc()
-        self._respond(req, resp, paste)
+        paste = await self._read(req, paste_id, consume=True)
+        if self._respond(req, resp, paste):
+            metrics.PASTES_READ.inc()
 
     async def on_head(self, req: Request, resp: Response, paste_id: str) -> None:
-        self._respond(req, resp, await pastes.read_paste(self.db, paste_id, consume=False))
+        self._respond(req, resp, await self._read(req, paste_id, consume=False))
 
-    def _respond(self, req: Request, resp: Response, paste: Paste) -> None:
+    def _respond(self, req: Request, resp: Response, paste: Paste) -> bool:
+        """Fill the reply; whether it carries the content (else a 304)."""
         assert paste.content is not None
         body = paste.content.encode("utf-8")
         etag = httpheaders.paste_etag(paste.created_at)
         _cache_control(resp, paste)
         resp.set_header("ETag", etag)
         resp.set_header("Content-Security-Policy", "default-src 'none'; sandbox")
-        # A burn-after-read paste is always sent: its first GET is its only one.
+        # A read that takes a view is always sent: the view is taken.
         if_none_match = req.get_header("If-None-Match")
-        if not paste.burn_after_read and httpheaders.etag_matches(if_none_match, etag):
+        if paste.max_views is None and httpheaders.etag_matches(if_none_match, etag):
             resp.status = falcon.HTTP_304
-            return
+            return False
         resp.content_type = TEXT
         resp.data = body
+        return True
+
+
+class PasteReport(_PasteResource):
+    """`/api/v1/pastes/{paste_id}/report`: report abuse to the operator."""
+
+    async def on_post(self, req: Request, resp: Response, paste_id: str) -> None:
+        if httpheaders.create_body_kind(req.content_type) != "json":
+            raise UnsupportedMediaType("Send the report as application/json.")
+        bodies.check_declared_length(req, REPORT_BODY_LIMIT)
+        if self.limiter is not None:
+            await self.limiter.take(self.limiter.reports, self._client(req, self.limiter))
+        body = await bodies.read_limited(req, REPORT_BODY_LIMIT, self.config.body_timeout)
+        reason, detail = domain.validate_report(bodies.parse_json(body))
+        await pastes.report_paste(self.db, paste_id, reason, detail)
+        resp.status = falcon.HTTP_202
+        resp.cache_control = ["no-store"]
+        _send_json(resp, {"status": "received"})
+
+
+class Usage(_PasteResource):
+    """`/`: how to use this service from a terminal."""
+
+    async def on_get(self, req: Request, resp: Response) -> None:
+        resp.content_type = TEXT
+        resp.cache_control = ["no-cache"]
+        resp.text = views.usage(self._base(req))
 
 
 class Health:
@@ -222,7 +288,11 @@ class Metrics:
 
     async def on_get(self, req: Request, resp: Response) -> None:
         metrics.record_pool(self.db.stats())
-        resp.data, resp.content_type = metrics.exposition()
+        removed = None  # metrics are served through a database outage, without it
+        with suppress(DatabaseUnavailable):
+            row = await self.db.one("count_removed_pastes")
+            removed = row["removed"] if row else None
+        resp.data, resp.content_type = metrics.exposition(removed)
         resp.cache_control = ["no-store"]
 
 

@@ -59,6 +59,9 @@ def metadata(paste: Paste, base: str) -> dict[str, Any]:
         "language": paste.language,
         "visibility": paste.visibility,
         "burn_after_read": paste.burn_after_read,
+        "max_views": paste.max_views,
+        "views_left": paste.views_left,
+        "password_protected": paste.password_protected,
         "size": paste.size,
         "created_at": timestamp(paste.created_at),
         "expires_at": timestamp(paste.expires_at),
@@ -71,3 +74,39 @@ def full(paste: Paste, base: str) -> dict[str, Any]:
     document = metadata(paste, base)  # a fresh dict: one key more, not a copy
     document["content"] = paste.content
     return document
+
+
+_USAGE = """\
+Pastebin: store text, get a short link back.
+
+Create (the reply is the raw link; the delete token comes in X-Delete-Token):
+  curl -H 'Accept: text/plain' --data-binary @file.txt {base}{pastes}
+  curl -H 'Accept: text/plain' --data-binary @- '{base}{pastes}?expires_in=1h' < file.txt
+  curl -H 'Accept: text/plain' -F content=@file.py -F expires_in=1d {base}{pastes}
+  curl -H 'Accept: text/plain' -F 'content=<-' {base}{pastes} < file.txt
+  curl -H 'Content-Type: application/json' \\
+       -d '{{"content": "hi", "burn_after_read": true}}' {base}{pastes}
+  Fields: title, language, visibility (unlisted|public), burn_after_read, max_views,
+  password, expires_in (seconds, or 90s 15m 12h 7d 2w in a query or a form).
+
+Read:
+  curl {base}{pastes}/ID/raw            the content alone
+  curl {base}{pastes}/ID                JSON with every field
+  curl -u :PASSWORD {base}{pastes}/ID/raw   a password-protected paste
+
+Delete:
+  curl -X DELETE -H 'Authorization: Bearer TOKEN' {base}{pastes}/ID
+
+List public pastes, newest first:
+  curl '{base}{pastes}?limit=20'        then ?cursor=NEXT_CURSOR for the next page
+
+Report abuse:
+  curl -H 'Content-Type: application/json' -d '{{"reason": "spam"}}' {base}{pastes}/ID/report
+
+The API, described: {base}/openapi.json
+"""
+
+
+def usage(base: str) -> str:
+    """The usage text of `GET /`, its examples pointing at `base`."""
+    return _USAGE.format(base=base, pastes=PASTES_PATH)

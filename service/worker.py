@@ -34,6 +34,7 @@ log = structlog.get_logger("service.worker")
 JITTER = 0.1  # each sleep is the interval ± 10 %, so replicas drift apart
 BACKOFF_START = 1.0
 BACKOFF_CAP = 30.0
+ORPHAN_REPORT_BATCH = 10_000
 
 
 class Batch(NamedTuple):
@@ -55,6 +56,7 @@ class Tick:
     batches: int
     seconds: float
     stale_buckets: int = 0
+    orphan_reports: int = 0
 
 
 class WorkerMetrics:
@@ -109,22 +111,27 @@ class Worker:
             self.metrics.purged.inc(deleted)
             if deleted < self.batch or self.stop.is_set():
                 break
-        stale = 0
+        stale = orphans = 0
         if not self.stop.is_set():
             stale = delete_stale_buckets(self.db, idle_seconds=self.rate_limit_retention)
+            # Reports of pastes that are gone: a paste's reports do not
+            # cascade (that would cost every purge), so they go here.
+            orphans = self.db.execute("delete_orphan_reports", batch=ORPHAN_REPORT_BATCH)
         tick = Tick(
             purged=purged,
             batches=batches,
             seconds=time.perf_counter() - started,
             stale_buckets=stale,
+            orphan_reports=orphans,
         )
         self.metrics.ticks.inc()
-        if purged or stale:
+        if purged or stale or orphans:
             log.info(
                 "expired_pastes_deleted",
                 purged=purged,
                 batches=batches,
                 stale_rate_limit_buckets=stale,
+                orphan_reports=orphans,
                 duration_ms=round(tick.seconds * 1000, 1),
                 worker_id=self.worker_id,
             )

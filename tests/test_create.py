@@ -172,7 +172,6 @@ def test_ids_are_unique(create):
         None,
         "text/html",
         "application/x-www-form-urlencoded",
-        "multipart/form-data; boundary=x",
         "text/plain; charset=iso-8859-1",
         "application/json; charset=utf-16",
     ],

@@ -109,7 +109,7 @@ def test_full_valid_paste():
     )
     assert new.size == len("héllo\r\n".encode())
     assert (new.title, new.language, new.visibility) == ("t" * 200, "c++", "public")
-    assert new.burn_after_read is True
+    assert new.max_views == 1
     assert new.expires_in == TTL
 
 
@@ -168,13 +168,20 @@ def test_oversized_content_wins_over_other_rule_breaks():
     ("params", "typed"),
     [
         ({"expires_in": "3600"}, {"expires_in": 3600}),
+        ({"expires_in": "90"}, {"expires_in": 90}),
+        ({"expires_in": "90s"}, {"expires_in": 90}),
+        ({"expires_in": "15m"}, {"expires_in": 900}),
+        ({"expires_in": "12h"}, {"expires_in": 43_200}),
+        ({"expires_in": "7d"}, {"expires_in": 604_800}),
+        ({"expires_in": "2w"}, {"expires_in": 1_209_600}),
+        ({"max_views": "7"}, {"max_views": 7}),
         ({"burn_after_read": "true"}, {"burn_after_read": True}),
         ({"burn_after_read": "FALSE"}, {"burn_after_read": False}),
         ({"language": "python", "title": "x"}, {"language": "python", "title": "x"}),
     ],
 )
 def test_query_fields_are_typed(params, typed):
-    assert domain.fields_from_query(params) == typed
+    assert domain.fields_from_text(params) == typed
 
 
 @pytest.mark.parametrize(
@@ -187,12 +194,16 @@ def test_query_fields_are_typed(params, typed):
         {"burn_after_read": "maybe"},
         {"language": ""},
         {"title": ["a", "b"]},
-        {"content": "x"},
+        {"expires_in": "1.5h"},
+        {"expires_in": "1y"},
+        {"expires_in": "1H"},
+        {"expires_in": "h"},
+        {"max_views": "two"},
     ],
 )
 def test_bad_query_values_are_refused(params):
     with pytest.raises(InvalidInput):
-        domain.fields_from_query(params)
+        domain.fields_from_text(params)
 
 
 @pytest.mark.parametrize(("raw", "limit"), [(None, 20), ("1", 1), ("100", 100), ("007", 7)])
@@ -361,3 +372,74 @@ def test_every_expiry_in_range_is_kept(seconds):
 def test_every_expiry_out_of_range_is_refused(seconds):
     with pytest.raises(InvalidInput):
         validate(content="x", expires_in=seconds)
+
+
+@pytest.mark.parametrize(
+    ("fields", "max_views"),
+    [
+        ({}, None),
+        ({"max_views": 1}, 1),
+        ({"max_views": 1_000_000}, 1_000_000),
+        ({"burn_after_read": True}, 1),
+        ({"burn_after_read": True, "max_views": 1}, 1),
+        ({"burn_after_read": False, "max_views": 3}, 3),
+    ],
+)
+def test_view_limits(fields, max_views):
+    assert validate(content="x", **fields).max_views == max_views
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"max_views": 0},
+        {"max_views": 1_000_001},
+        {"max_views": True},
+        {"max_views": 2.0},
+        {"max_views": "2"},
+        {"burn_after_read": True, "max_views": 2},
+        {"password": ""},
+        {"password": "x" * 1025},
+        {"password": 5},
+        {"password": "a\x00b"},
+        {"title": "\x1b[31mred"},
+        {"title": "line\nbreak"},
+    ],
+)
+def test_view_limit_password_and_title_rules(fields):
+    with pytest.raises(InvalidInput):
+        validate(content="x", **fields)
+
+
+def test_a_title_may_hold_a_tab_and_a_password_any_text():
+    new = validate(content="x", title="a\tb", password="p" * 1024)
+    assert (new.title, new.password) == ("a\tb", "p" * 1024)
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        ({"reason": "spam"}, ("spam", None)),
+        ({"reason": "other", "detail": "d" * 1000}, ("other", "d" * 1000)),
+        ({"reason": "malware", "detail": None}, ("malware", None)),
+    ],
+)
+def test_reports(document, expected):
+    assert domain.validate_report(document) == expected
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        [],
+        {},
+        {"reason": "boring"},
+        {"reason": "spam", "detail": "d" * 1001},
+        {"reason": "spam", "detail": 3},
+        {"reason": "spam", "extra": 1},
+        {"reason": "spam", "detail": "a\x00"},
+    ],
+)
+def test_bad_reports(document):
+    with pytest.raises(InvalidInput):
+        domain.validate_report(document)

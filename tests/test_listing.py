@@ -133,12 +133,14 @@ def test_listing_query_uses_the_index_not_offset(sql):
     sql.execute("ANALYZE pastes")
     from service.queries import load_queries
 
-    query = load_queries()["list_public_after"].sql
-    plan = sql.execute(
-        "EXPLAIN " + query,
-        {"limit": 21, "after_created_at": "2026-01-01T02:00:00Z", "after_id": "id0000007200"},
-    ).fetchall()
-    text = "\n".join(row[0] for row in plan)
-    assert "pastes_public_listing_idx" in text
-    assert "Sort" not in text
+    query = load_queries()["list_public"].sql
+    for after in (
+        {"after_created_at": "2026-01-01T02:00:00Z", "after_id": "id0000007200"},
+        {"after_created_at": None, "after_id": None},  # the first page
+    ):
+        plan = sql.execute("EXPLAIN " + query, {"limit": 21, **after}).fetchall()
+        text = "\n".join(row[0] for row in plan)
+        assert "Index Cond" in text
+        assert "pastes_public_listing_idx" in text
+        assert "Sort" not in text
     assert "OFFSET" not in query.upper()

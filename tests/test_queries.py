@@ -45,7 +45,15 @@ def test_parse_strips_comments_and_semicolons():
 
 def test_only_reads_are_marked_idempotent():
     safe = {name for name, query in load_queries().items() if query.idempotent}
-    assert safe == {"read_paste", "peek_paste", "list_public_first", "list_public_after", "ping"}
+    assert safe == {
+        "find_paste",
+        "find_removed_paste",
+        "list_public",
+        "ping",
+        "list_reports",
+        "list_blocked",
+        "count_removed_pastes",
+    }
 
 
 @pytest.mark.parametrize(
@@ -69,7 +77,8 @@ def test_every_query_plans_against_the_migrated_schema(sql):
         "title": None,
         "language": None,
         "visibility": "public",
-        "burn_after_read": False,
+        "max_views": None,
+        "password_hash": None,
         "size": 1,
         "expires_in": None,
         "delete_token_hash": b"\x00",
@@ -83,6 +92,10 @@ def test_every_query_plans_against_the_migrated_schema(sql):
         "burst": 10,
         "per_second": 0.5,
         "idle_seconds": 3600,
+        "reason": "spam",
+        "detail": None,
+        "block": False,
+        "sha256": "00" * 32,
     }
     for query in load_queries().values():
         sql.execute("EXPLAIN " + query.sql, params)

@@ -80,10 +80,14 @@ def test_repeated_misses_are_slowed_down_but_hits_are_free(limited, sql):
         for i in range(6)
     ]
     assert statuses == [404] * 4 + [429] * 2
-    # Once refused, even a lookup of a real paste is answered 429 before any lookup.
-    blocked = first.simulate_get(f"{PATH}/{paste_id}/raw", remote_addr="192.0.2.50")
-    assert_problem(blocked, 429)
+    # Once refused, a lookup that misses is answered 429, with Retry-After...
+    blocked = first.simulate_head(f"{PATH}/NoSuchPasteYY", remote_addr="192.0.2.50")
+    assert blocked.status_code == 429
     assert int(blocked.headers["retry-after"]) >= 1
+    # ...but a read of a paste that exists is never refused.
+    for method in ("GET", "HEAD"):
+        read = first.simulate_request(method, f"{PATH}/{paste_id}/raw", remote_addr="192.0.2.50")
+        assert read.status_code == 200
     # The other process learns of it at its first miss.
     assert second.simulate_get(f"{PATH}/NoSuchPasteZZ", remote_addr="192.0.2.50").status_code == 429
 

@@ -1,0 +1,1 @@
+ALTER TABLE pastes ALTER COLUMN content SET COMPRESSION default;
