@@ -8,6 +8,7 @@ import falcon.asgi
 
 from service import problems, resources
 from service.config import Config
+from service.cors import Cors, CorsPolicy
 from service.db import Database
 from service.early import EarlyRefusals
 from service.errors import ServiceError
@@ -30,6 +31,9 @@ def create_app(config: Config | None = None, *, db: Database | None = None) -> E
         middleware.append(PoolLifespan(db))
     limiter = RateLimiter(db, config)
     middleware.append(RequestContext(db))
+    cors = CorsPolicy(config.cors_allow_origins)
+    if cors.enabled:
+        middleware.append(Cors(cors))
     if limiter.enabled:
         middleware.append(MissLimits(limiter))
     app = falcon.asgi.App(middleware=middleware)
@@ -48,4 +52,4 @@ def create_app(config: Config | None = None, *, db: Database | None = None) -> E
     app.add_route("/readyz", resources.Ready(db, config))
     app.add_route("/metrics", resources.Metrics(db))
     app.add_route("/openapi.json", resources.OpenAPI(build_openapi(config)))
-    return EarlyRefusals(app, config)
+    return EarlyRefusals(app, config, cors)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -78,6 +79,14 @@ def _power_of_two(raw: str) -> int:
     return value
 
 
+def _origins(raw: str) -> tuple[str, ...]:
+    origins = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for origin in origins:
+        if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
+            raise ValueError(f"{origin!r} is not an origin like https://paste.example or *")
+    return origins
+
+
 def _log_level(raw: str) -> str:
     level = raw.strip().upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
@@ -107,6 +116,8 @@ class Config:
     # Seconds a request body may take to arrive; past it, 408.
     body_timeout: float = _env("REQUEST_BODY_TIMEOUT", 60.0, _positive_float)
     public_base_url: str | None = _env("PUBLIC_BASE_URL", None, _base_url)
+    # Origins whose pages may call the API from a browser (comma-separated, or *).
+    cors_allow_origins: tuple[str, ...] = _env("CORS_ALLOW_ORIGINS", (), _origins)
     paste_max_bytes: int = _env("PASTE_MAX_BYTES", MIB, _positive_int)
     paste_max_ttl: int = _env("PASTE_MAX_TTL", 365 * DAY, _positive_int)
     pool_min_size: int = _env("POOL_MIN_SIZE", 1, _non_negative_int)

@@ -18,6 +18,7 @@ import structlog
 
 from service import metrics
 from service.config import Config
+from service.cors import CorsPolicy
 from service.errors import ContentTooLarge, HeadersTooLarge, ServiceError, UriTooLong
 from service.httpheaders import create_body_kind
 from service.middleware import UNMATCHED_ROUTE, RequestIds, valid_request_id
@@ -63,10 +64,11 @@ class EarlyRefusals:
     """An ASGI app in front of `app` (the Falcon app) that answers the
     requests `refusal` names itself, with a problem document."""
 
-    def __init__(self, app: Any, config: Config) -> None:
+    def __init__(self, app: Any, config: Config, cors: CorsPolicy | None = None) -> None:
         self.app = app
         self.config = config
         self.ids = RequestIds()
+        self.cors = cors or CorsPolicy(())
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
@@ -88,6 +90,8 @@ class EarlyRefusals:
         request_id = valid_request_id(incoming) or self.ids.next()
         status = status_of(error)
         body = problem(status, error.detail)
+        origin = next((v for n, v in headers if n == b"origin"), None)
+        cors = self.cors.headers(origin.decode("latin-1") if origin is not None else None)
         await send(
             {
                 "type": "http.response.start",
@@ -98,6 +102,7 @@ class EarlyRefusals:
                     (b"x-request-id", request_id.encode()),
                     (b"x-content-type-options", b"nosniff"),
                     (b"connection", b"close"),
+                    *((n.lower().encode(), v.encode("latin-1")) for n, v in cors),
                 ],
             }
         )

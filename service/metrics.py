@@ -32,8 +32,8 @@ REQUESTS = Counter(
 )
 LATENCY = Histogram(
     "pastebin_http_request_duration_seconds",
-    "Time to handle an HTTP request, by route template and method.",
-    ["route", "method"],
+    "Time to handle an HTTP request, by route template, method and status.",
+    ["route", "method", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 PASTES_CREATED = Counter("pastebin_pastes_created_total", "Pastes created.")
@@ -72,13 +72,13 @@ def _request_counter(route: str, method: str, status: int) -> Any:
 
 
 @functools.cache
-def _latency(route: str, method: str) -> Any:
-    return LATENCY.labels(route, method)
+def _latency(route: str, method: str, status: int) -> Any:
+    return LATENCY.labels(route, method, str(status))
 
 
 def record_request(route: str, method: str, status: int, seconds: float) -> None:
     _request_counter(route, method, status).inc()
-    _latency(route, method).observe(seconds)
+    _latency(route, method, status).observe(seconds)
 
 
 def record_pool(stats: dict[str, int]) -> None:

@@ -189,18 +189,45 @@ def test_metrics_counters_move(client, create):
     )
     latency = (
         r'pastebin_http_request_duration_seconds_count\{method="GET",'
-        r'route="/api/v1/pastes/\{paste_id\}"\}'
+        r'route="/api/v1/pastes/\{paste_id\}",status="200"\}'
     )
-    burned = r'pastebin_pastes_deleted_total\{reason="burn"\}'
-    before = {name: value(name) for name in (created, read, latency, burned)}
+    missed = (
+        r'pastebin_http_request_duration_seconds_count\{method="GET",'
+        r'route="/api/v1/pastes/\{paste_id\}",status="404"\}'
+    )
+    pastes_created = "pastebin_pastes_created_total"
+    pastes_read = "pastebin_pastes_read_total"
+    deleted = {
+        reason: rf'pastebin_pastes_deleted_total\{{reason="{reason}"\}}'
+        for reason in ("token", "burn", "views", "operator")
+    }
+    names = (created, read, latency, missed, pastes_created, pastes_read, *deleted.values())
+    before = {name: value(name) for name in names}
     paste_id = create("x")["id"]
     client.simulate_get(f"/api/v1/pastes/{paste_id}")
+    etag = client.simulate_get(f"/api/v1/pastes/{paste_id}/raw").headers["etag"]
+    client.simulate_get(f"/api/v1/pastes/{paste_id}/raw", headers={"If-None-Match": etag})
+    client.simulate_head(f"/api/v1/pastes/{paste_id}/raw")
     burn_id = create("y", burn_after_read=True)["id"]
     client.simulate_get(f"/api/v1/pastes/{burn_id}")
-    assert value(created) == before[created] + 2
+    client.simulate_get(f"/api/v1/pastes/{burn_id}")
+    twice = create("z", max_views=2)["id"]
+    client.simulate_get(f"/api/v1/pastes/{twice}/raw")
+    client.simulate_get(f"/api/v1/pastes/{twice}/raw")
+    gone = create("w")
+    client.simulate_delete(
+        f"/api/v1/pastes/{gone['id']}",
+        headers={"Authorization": f"Bearer {gone['delete_token']}"},
+    )
+    assert value(created) == before[created] + 4
     assert value(read) == before[read] + 2
     assert value(latency) == before[latency] + 2
-    assert value(burned) == before[burned] + 1
+    assert value(missed) == before[missed] + 1
+    assert value(pastes_created) == before[pastes_created] + 4
+    # Content returned: two JSON reads and three raw (not the 304, not HEAD).
+    assert value(pastes_read) == before[pastes_read] + 5
+    for reason, moved in (("token", 1), ("burn", 1), ("views", 1), ("operator", 0)):
+        assert value(deleted[reason]) == before[deleted[reason]] + moved, reason
 
 
 def test_unknown_methods_do_not_mint_metric_labels(client):
