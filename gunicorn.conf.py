@@ -15,7 +15,7 @@ from service.logs import stdlib_config
 
 _config = Config.from_env()  # fail fast, with the reason, on a bad setting
 
-bind = _config.bind or f"127.0.0.1:{_config.port}"
+bind = _config.listen_address
 workers = _config.web_workers
 worker_class = "service.asgi_worker.Worker"
 keepalive = 5

@@ -59,6 +59,7 @@ def production_env(database_url: str, port: int, base: Mapping[str, str]) -> dic
     if len(secret) < 32 or secret.startswith("dev-"):
         env["SECRET_KEY"] = secrets.token_urlsafe(48)
     env |= {"APP_ENV": "production", "DATABASE_URL": database_url, "PORT": str(port)}
+    env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
     return env
 
 

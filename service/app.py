@@ -30,7 +30,7 @@ def create_app(config: Config | None = None, *, db: Database | None = None) -> E
         db = Database.from_config(config)
         middleware.append(PoolLifespan(db))
     limiter = RateLimiter(db, config)
-    middleware.append(RequestContext(db))
+    middleware.append(RequestContext(db, limiter.client_keys))
     cors = CorsPolicy(config.cors_allow_origins)
     if cors.enabled:
         middleware.append(Cors(cors))
@@ -50,6 +50,6 @@ def create_app(config: Config | None = None, *, db: Database | None = None) -> E
     app.add_route("/", resources.Usage(db, config, limiter))
     app.add_route("/healthz", resources.Health())
     app.add_route("/readyz", resources.Ready(db, config))
-    app.add_route("/metrics", resources.Metrics(db))
+    app.add_route("/metrics", resources.Metrics(db, config))
     app.add_route("/openapi.json", resources.OpenAPI(build_openapi(config)))
     return EarlyRefusals(app, config, cors)

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from urllib.parse import unquote_to_bytes
 
 import orjson
 from falcon.asgi import Request
 
-from service.errors import BodyTimeout, ContentTooLarge, MalformedRequest
+from service.errors import (
+    BodyTimeout,
+    ContentTooLarge,
+    InvalidInput,
+    MalformedRequest,
+    ServerBusy,
+)
 
 _FORM_CHUNK = 64 * 1024
 
@@ -20,9 +28,63 @@ def check_declared_length(req: Request, limit: int) -> None:
         raise ContentTooLarge(f"the body is {length} bytes; the limit is {limit} bytes")
 
 
-async def read_limited(req: Request, limit: int, timeout: float) -> bytes:
+class LargeBodies:
+    """Admits at most `slots` large bodies (over `threshold` bytes) at once in
+    this process, from the first byte read to the end of their parse.
+
+    Parsing JSON costs tens of bytes for every few bytes of input (millions of
+    `{}` in a body near its limit take a parser hundreds of MiB); this bounds
+    what concurrent large bodies can cost one process. A request that waits
+    longer than `wait` seconds for a slot is answered 503.
+    """
+
+    def __init__(self, threshold: int, slots: int, wait: float) -> None:
+        self.threshold = threshold
+        self.wait = wait
+        self._slots = asyncio.Semaphore(slots)
+
+    @asynccontextmanager
+    async def admit(self, req: Request) -> AsyncIterator[Admission]:
+        admission = Admission(self)
+        try:
+            if (req.content_length or 0) > self.threshold:
+                await admission.take()
+            yield admission
+        finally:
+            admission.release()
+
+
+class Admission:
+    """One request's hold on a LargeBodies slot, taken when its body turns out large."""
+
+    def __init__(self, gate: LargeBodies) -> None:
+        self.gate = gate
+        self.held = False
+
+    async def grown_to(self, size: int) -> None:
+        if not self.held and size > self.gate.threshold:
+            await self.take()
+
+    async def take(self) -> None:
+        try:
+            async with asyncio.timeout(self.gate.wait):
+                await self.gate._slots.acquire()
+        except TimeoutError:
+            raise ServerBusy() from None
+        self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            self.gate._slots.release()
+            self.held = False
+
+
+async def read_limited(
+    req: Request, limit: int, timeout: float, admission: Admission | None = None
+) -> bytes:
     """The whole body, refusing more than `limit` bytes or a body still
-    arriving after `timeout` seconds.
+    arriving after `timeout` seconds; a body that grows large takes its
+    `admission` slot first.
 
     A declared Content-Length over the limit is refused before anything is
     read; a chunked body is read as it arrives and abandoned as soon as it
@@ -37,6 +99,8 @@ async def read_limited(req: Request, limit: int, timeout: float) -> bytes:
                 received += chunk
                 if len(received) > limit:
                     raise ContentTooLarge(f"the body is over the limit of {limit} bytes")
+                if admission is not None:
+                    await admission.grown_to(len(received))
     except TimeoutError:
         raise BodyTimeout() from None
     if length is not None and len(received) != length:  # the client went away mid-upload
@@ -90,8 +154,16 @@ def decode_text(body: bytes) -> str:
         raise MalformedRequest("the body is not valid UTF-8") from None
 
 
-def parse_json(body: bytes) -> object:
-    """The JSON value of `body`; NaN, Infinity and invalid UTF-8 are refused."""
+def parse_json(body: bytes, *, object_only_past: int | None = None) -> object:
+    """The JSON value of `body`; NaN, Infinity and invalid UTF-8 are refused.
+
+    A body over `object_only_past` bytes whose top level is not an object is
+    refused (422) without being parsed: it cannot be what is asked for, and
+    parsing it would cost many times its size.
+    """
+    large = object_only_past is not None and len(body) > object_only_past
+    if large and body.lstrip(b" \t\r\n")[:1] != b"{":
+        raise InvalidInput("the body must be a JSON object")
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:

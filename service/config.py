@@ -66,9 +66,11 @@ def _base_url(raw: str) -> str | None:
 
 
 def _networks(raw: str) -> tuple[str, ...]:
+    """IPs or CIDRs, comma-separated; `unix` stands for a unix-socket peer."""
     networks = tuple(part.strip() for part in raw.split(",") if part.strip())
     for network in networks:
-        ipaddress.ip_network(network, strict=False)  # ValueError names the bad one
+        if network != "unix":
+            ipaddress.ip_network(network, strict=False)  # ValueError names the bad one
     return networks
 
 
@@ -149,8 +151,13 @@ class Config:
         "RATE_LIMIT_MISSES_PER_MINUTE", 60.0, _positive_float
     )
     rate_limit_miss_burst: int = _env("RATE_LIMIT_MISS_BURST", 20, _positive_int)
-    # Peers whose X-Forwarded-For is believed (IPs or CIDRs, comma-separated).
+    # Peers whose X-Forwarded-For is believed (IPs or CIDRs, comma-separated;
+    # `unix` for a proxy on a unix socket).
     trusted_proxies: tuple[str, ...] = _env("TRUSTED_PROXIES", (), _networks)
+    # Peers that may read /metrics (not through a trusted proxy); others get 404.
+    metrics_allow_from: tuple[str, ...] = _env(
+        "METRICS_ALLOW_FROM", ("127.0.0.0/8", "::1"), _networks
+    )
     rate_limit_retention_seconds: int = _env("RATE_LIMIT_RETENTION_SECONDS", 3600, _positive_int)
     # scrypt's cost for paste passwords (a check takes N * r * 128 bytes of memory);
     # a hash keeps its own parameters, so raising them later is safe.
@@ -194,6 +201,19 @@ class Config:
         if self.is_production:
             if not self.database_url:
                 raise ConfigError("DATABASE_URL is required when APP_ENV=production")
+            if not self.public_base_url:
+                raise ConfigError(
+                    "PUBLIC_BASE_URL is required when APP_ENV=production: links in replies "
+                    "(url, raw_url, Location) must not come from the request's Host header, "
+                    "which any client sets and shared caches keep"
+                )
+            if self.rate_limits_enabled and not self.trusted_proxies and self.behind_proxy:
+                raise ConfigError(
+                    f"BIND={self.listen_address} is a loopback address or a unix socket, so "
+                    "every client comes through a proxy: set TRUSTED_PROXIES to its address "
+                    "(`unix` for a unix socket) so each client gets its own rate limits, or "
+                    "RATE_LIMITS=false if the proxy limits clients itself"
+                )
             if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32:
                 raise ConfigError(
                     "SECRET_KEY must be set to a random value of at least 32 characters "
@@ -203,6 +223,25 @@ class Config:
     @property
     def is_production(self) -> bool:
         return self.app_env == "production"
+
+    @property
+    def listen_address(self) -> str:
+        """Where gunicorn listens: BIND, else loopback on PORT."""
+        return self.bind or f"127.0.0.1:{self.port}"
+
+    @property
+    def behind_proxy(self) -> bool:
+        """Whether only a proxy on this machine can reach the listener."""
+        address = self.listen_address
+        if address.startswith("unix:"):
+            return True
+        host = address.rsplit(":", 1)[0].strip("[]")
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
 
     def body_limit(self, kind: str) -> int:
         """Bytes a create body of `kind` ("json", "text" or "form") may take. JSON has

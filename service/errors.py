@@ -91,6 +91,10 @@ class DatabaseBusy(DatabaseUnavailable):
     """The database is too busy to answer in time; try again shortly."""
 
 
+class ServerBusy(ServiceError):
+    """The server is busy with other large requests; try again shortly."""
+
+
 class RateLimited(ServiceError):
     """Too many requests from this client; try again later."""
 

@@ -17,7 +17,7 @@ from service import metrics
 from service.db import Database
 from service.errors import RateLimited
 from service.problems import render_service_error
-from service.ratelimit import RateLimiter
+from service.ratelimit import ClientKeys, RateLimiter, peer_of
 
 log = structlog.get_logger("service.access")
 
@@ -53,10 +53,12 @@ def valid_request_id(incoming: str | None) -> str | None:
 
 class RequestContext:
     """Binds a request id to every log line of a request and echoes it back,
-    and writes one access line and the request's metrics when it ends."""
+    and writes one access line (with the client as the rate limiter keys it)
+    and the request's metrics when it ends."""
 
-    def __init__(self, db: Database | None) -> None:
+    def __init__(self, db: Database | None, clients: ClientKeys) -> None:
         self.db = db
+        self.clients = clients
         self.ids = RequestIds()
         self._pool_sampled_at = 0.0
 
@@ -86,6 +88,7 @@ class RequestContext:
             route=route,
             status=status,
             duration_ms=round(duration * 1000, 3),
+            client=self.clients.key(peer_of(req), req.get_header("X-Forwarded-For")),
         )
         self._sample_pool()
 
@@ -140,7 +143,7 @@ class MissLimits:
             return
         try:
             await self.limiter.miss(
-                self.limiter.client(req.remote_addr, req.get_header("X-Forwarded-For"))
+                self.limiter.client(peer_of(req), req.get_header("X-Forwarded-For"))
             )
         except RateLimited as exc:
             render_service_error(resp, exc, exc.retry_after)

@@ -31,6 +31,7 @@ STATUS_OF: dict[type[errors.ServiceError], int] = {
     errors.PasteRemoved: 451,
     errors.ContentBlocked: 451,
     errors.DatabaseUnavailable: 503,
+    errors.ServerBusy: 503,
 }
 
 

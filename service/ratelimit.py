@@ -13,9 +13,11 @@ from __future__ import annotations
 import functools
 import ipaddress
 import math
+import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -48,53 +50,101 @@ def create_limit(config: Config) -> Limit:
     return Limit("create", per_second, config.rate_limit_create_burst)
 
 
-def client_key(
-    remote_addr: str | None, forwarded_for: str | None, trusted: Sequence[IPNetwork]
-) -> str:
-    """The address a request is limited by.
+# A peer address: one that uvicorn reports, or "unix" for a unix socket (no address).
+UNIX_PEER = "unix"
+# Of X-Forwarded-For, only the hops nearest us are read: a client can put
+# anything it likes further left, and the cache keys stay small.
+MAX_FORWARDED_HOPS = 8
+MAX_HOP_CHARS = 64
+_HOP_WITH_PORT = re.compile(r"\[([0-9A-Fa-f:.]+)\](?::\d+)?|(\d{1,3}(?:\.\d{1,3}){3}):\d+")
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-    X-Forwarded-For is believed only when the peer is a trusted proxy, and then
-    read from the right: the first address that is not itself a trusted proxy
-    is the client. IPv6 clients are keyed by their /64, which one user holds.
-    """
-    address = _parse_ip(remote_addr)
-    if address is None:
-        return remote_addr or "unknown"
-    if forwarded_for and _is_trusted(address, trusted):
-        for hop in reversed(forwarded_for.split(",")):
-            hop_address = _parse_ip(hop.strip())
-            if hop_address is None:
-                break
-            address = hop_address
-            if not _is_trusted(hop_address, trusted):
-                break
+
+def peer_of(req: Any) -> str | None:
+    """The address of a Falcon ASGI request's connection; None for a unix
+    socket (which Falcon's `remote_addr` would call 127.0.0.1)."""
+    return str(req.remote_addr) if req.scope.get("client") else None
+
+
+def parse_hop(text: str) -> IPAddress | None:
+    """An address of X-Forwarded-For or of a peer: `1.2.3.4`, `2001:db8::1`,
+    with a port (`1.2.3.4:5555`, `[2001:db8::1]:443`); an IPv4-mapped IPv6
+    address is its IPv4 address. None for anything else."""
+    text = text.strip()
+    match = _HOP_WITH_PORT.fullmatch(text)
+    if match:
+        text = match.group(1) or match.group(2)
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _key(address: IPAddress) -> str:
+    # An IPv6 client is keyed by its /64, which one user holds.
     if address.version == 6:
         return str(ipaddress.ip_network(f"{address}/64", strict=False))
     return str(address)
 
 
-def cached_client_key(trusted_proxies: Sequence[str]) -> Callable[[str | None, str | None], str]:
-    """`client_key` behind `trusted_proxies` (IPs or CIDRs), remembering the
-    keys of recent (peer, X-Forwarded-For) pairs."""
-    trusted = tuple(ipaddress.ip_network(n, strict=False) for n in trusted_proxies)
-    return functools.lru_cache(maxsize=_KEY_CACHE_SIZE)(
-        functools.partial(client_key, trusted=trusted)
-    )
+class ClientKeys:
+    """The key a request is limited by, from its peer and X-Forwarded-For.
 
+    X-Forwarded-For is believed only when the peer is a trusted proxy
+    (TRUSTED_PROXIES: networks, and `unix` for a unix-socket peer), and then
+    read from the right: the first address that is not itself a trusted proxy
+    is the client. Keys are cached by peer, and by the hops read only when
+    the peer is trusted, so no client can grow the cache's keys.
+    """
 
-def _parse_ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    if not text:
-        return None
-    try:
-        return ipaddress.ip_address(text)
-    except ValueError:
-        return None
+    def __init__(self, trusted_proxies: Sequence[str]) -> None:
+        self.trust_unix = UNIX_PEER in trusted_proxies
+        self.trusted = tuple(
+            ipaddress.ip_network(n, strict=False) for n in trusted_proxies if n != UNIX_PEER
+        )
+        self._peer = functools.lru_cache(maxsize=_KEY_CACHE_SIZE)(self._peer_key)
+        self._forwarded = functools.lru_cache(maxsize=_KEY_CACHE_SIZE)(self._forwarded_key)
 
+    def key(self, peer: str | None, forwarded_for: str | None) -> str:
+        """`peer` is the connection's address, None for a unix socket."""
+        peer_key, trusted = self._peer(peer)
+        if not forwarded_for or not trusted:
+            return peer_key
+        # No address with a port is longer than MAX_HOP_CHARS: longer hops are
+        # garbage either way, and cut they keep the cache's keys small.
+        hops = tuple(
+            hop.strip()[:MAX_HOP_CHARS] for hop in forwarded_for.split(",")[-MAX_FORWARDED_HOPS:]
+        )
+        return self._forwarded(peer_key, hops)
 
-def _is_trusted(
-    address: ipaddress.IPv4Address | ipaddress.IPv6Address, trusted: Sequence[IPNetwork]
-) -> bool:
-    return any(address in network for network in trusted)
+    def is_trusted_peer(self, peer: str | None) -> bool:
+        """Whether `peer` (None: a unix socket) is one of the trusted ones."""
+        return self._peer(peer)[1]
+
+    def _is_trusted(self, address: IPAddress) -> bool:
+        return any(address in network for network in self.trusted)
+
+    def _peer_key(self, peer: str | None) -> tuple[str, bool]:
+        if peer is None:
+            return UNIX_PEER, self.trust_unix
+        address = parse_hop(peer)
+        if address is None:
+            return "unknown", False
+        return _key(address), self._is_trusted(address)
+
+    def _forwarded_key(self, peer_key: str, hops: tuple[str, ...]) -> str:
+        key = peer_key
+        for hop in reversed(hops):
+            address = parse_hop(hop)
+            if address is None:
+                break
+            key = _key(address)
+            if not self._is_trusted(address):
+                break
+        return key
 
 
 class RateLimiter:
@@ -103,7 +153,7 @@ class RateLimiter:
     def __init__(self, db: Database, config: Config) -> None:
         self.db = db
         self.enabled = config.rate_limits_enabled
-        self._client_key = cached_client_key(config.trusted_proxies)
+        self.client_keys = ClientKeys(config.trusted_proxies)
         self.creates = create_limit(config)
         self.misses = Limit(
             "miss", config.rate_limit_misses_per_minute / 60, config.rate_limit_miss_burst
@@ -112,8 +162,9 @@ class RateLimiter:
         self.reports = Limit("report", self.creates.per_second, self.creates.burst)
         self._refused_until: dict[str, float] = {}
 
-    def client(self, remote_addr: str | None, forwarded_for: str | None) -> str:
-        return self._client_key(remote_addr, forwarded_for)
+    def client(self, peer: str | None, forwarded_for: str | None) -> str:
+        """The key of a request from `peer` (None: a unix socket)."""
+        return self.client_keys.key(peer, forwarded_for)
 
     async def take(self, limit: Limit, client: str) -> None:
         """Take one token of `limit` for `client`, or raise RateLimited.

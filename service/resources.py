@@ -21,12 +21,16 @@ from service.errors import (
     WrongPassword,
 )
 from service.passwords import Hasher
-from service.ratelimit import RateLimiter
+from service.ratelimit import ClientKeys, RateLimiter, peer_of
 
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"
 # An abuse report is a reason and a short detail.
 REPORT_BODY_LIMIT = 16 * 1024
+# Create bodies over LARGE_BODY_BYTES are read and parsed LARGE_BODY_SLOTS at a
+# time per process, which bounds what they cost it (see bodies.LargeBodies).
+LARGE_BODY_BYTES = 1024 * 1024
+LARGE_BODY_SLOTS = 2
 
 
 class _PasteResource:
@@ -44,7 +48,7 @@ class _PasteResource:
         return self.config.public_base_url or views.base_url(None, req.prefix)
 
     def _client(self, req: Request, limiter: RateLimiter) -> str:
-        return limiter.client(req.remote_addr, req.get_header("X-Forwarded-For"))
+        return limiter.client(peer_of(req), req.get_header("X-Forwarded-For"))
 
     async def _read(self, req: Request, paste_id: str, *, consume: bool) -> Paste:
         """The paste a GET (`consume`) or HEAD asks for, with the password of
@@ -91,6 +95,12 @@ def _prefers_text(req: Request) -> bool:
 class PasteCollection(_PasteResource):
     """`/api/v1/pastes`: create a paste, list public ones."""
 
+    def __init__(self, db: Database, config: Config, limiter: RateLimiter) -> None:
+        super().__init__(db, config, limiter)
+        self.large_bodies = bodies.LargeBodies(
+            LARGE_BODY_BYTES, LARGE_BODY_SLOTS, wait=config.body_timeout
+        )
+
     async def on_post(self, req: Request, resp: Response) -> None:
         new = await self._new_paste(req)
         created = await pastes.create_paste(self.db, new, self.hasher)
@@ -123,17 +133,24 @@ class PasteCollection(_PasteResource):
         # the work a client can make us do is bounded by its create limit.
         if self.limiter is not None:
             await self.limiter.take(self.limiter.creates, self._client(req, self.limiter))
+        async with self.large_bodies.admit(req) as admission:
+            return await self._read_new_paste(req, kind, limit, admission)
+
+    async def _read_new_paste(
+        self, req: Request, kind: str, limit: int, admission: bodies.Admission
+    ) -> domain.NewPaste:
+        limits = self.config
         document: object
         if kind == "form":
             document = await bodies.read_form(
                 req, limit, limits.paste_max_bytes, limits.body_timeout
             )
         else:
-            body = await bodies.read_limited(req, limit, limits.body_timeout)
+            body = await bodies.read_limited(req, limit, limits.body_timeout, admission)
             if kind == "text":
                 document = {"content": bodies.decode_text(body)}
             else:
-                document = bodies.parse_json(body)
+                document = bodies.parse_json(body, object_only_past=LARGE_BODY_BYTES)
         if isinstance(document, dict):
             domain.check_content_size(document.get("content"), limits.paste_max_bytes)
         bodies.check_query_utf8(req.query_string)
@@ -281,12 +298,17 @@ class Ready:
 
 
 class Metrics:
-    """`/metrics`: Prometheus text format."""
+    """`/metrics`: Prometheus text format, for the peers of METRICS_ALLOW_FROM
+    only, and never through a proxy (a relayed request could come from anyone)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, config: Config) -> None:
         self.db = db
+        self.scrapers = ClientKeys(config.metrics_allow_from)
 
     async def on_get(self, req: Request, resp: Response) -> None:
+        relayed = req.get_header("X-Forwarded-For") or req.get_header("Forwarded")
+        if relayed or not self.scrapers.is_trusted_peer(peer_of(req)):
+            raise falcon.HTTPNotFound()
         metrics.record_pool(self.db.stats())
         removed = None  # metrics are served through a database outage, without it
         with suppress(DatabaseUnavailable):

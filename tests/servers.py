@@ -82,6 +82,7 @@ def gunicorn(database_url: str, **env: str) -> Iterator[Server]:
         "SECRET_KEY": "e2e-secret-key-" + "x" * 32,
         "DATABASE_URL": database_url,
         "BIND": f"127.0.0.1:{port}",
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "WEB_CONCURRENCY": "2",
         # Every request comes from 127.0.0.1: limits would throttle the tests
         # themselves. test_rate_limits.py covers them.

@@ -84,7 +84,13 @@ def test_production_refuses_unsafe_settings(environ):
 
 def test_production_with_safe_settings_logs_json():
     config = Config.from_env(
-        {"APP_ENV": "production", "DATABASE_URL": "postgresql://x/y", "SECRET_KEY": GOOD_SECRET}
+        {
+            "APP_ENV": "production",
+            "DATABASE_URL": "postgresql://x/y",
+            "SECRET_KEY": GOOD_SECRET,
+            "PUBLIC_BASE_URL": "https://paste.example",
+            "TRUSTED_PROXIES": "127.0.0.1",
+        }
     )
     assert config.is_production
     assert config.json_logs
@@ -93,6 +99,8 @@ def test_production_with_safe_settings_logs_json():
 def test_rate_limits_default_on_in_production_only():
     production = {"APP_ENV": "production", "DATABASE_URL": "postgresql://x/y"}
     production["SECRET_KEY"] = GOOD_SECRET
+    production["PUBLIC_BASE_URL"] = "https://paste.example"
+    production["TRUSTED_PROXIES"] = "127.0.0.1"
     assert Config.from_env(production).rate_limits_enabled
     assert not Config.from_env({}).rate_limits_enabled
     assert not Config.from_env({**production, "RATE_LIMITS": "off"}).rate_limits_enabled

@@ -41,15 +41,25 @@ def test_readme_round_trip_with_curl_style_headers(server):
     assert headers["content-type"] == "text/plain; charset=utf-8"
 
 
-def test_links_use_the_host_the_request_came_in_on(server):
-    status, _, body = server.request(
+def test_links_never_come_from_the_host_header_in_production(server):
+    """Security review, finding 5: `Host: evil.example:443` with
+    `X-Forwarded-Proto: https` put https://evil.example:443/… into replies
+    that shared caches keep. Production links come from PUBLIC_BASE_URL."""
+    forged = {"Host": "evil.example:443", "X-Forwarded-Proto": "https"}
+    status, headers, body = server.request(
         "POST",
         "/api/v1/pastes",
         body=b"x",
-        headers={"Content-Type": "text/plain", "Accept": "text/plain", "Host": "paste.test"},
+        headers={"Content-Type": "text/plain", "Accept": "text/plain", **forged},
     )
     assert status == 201
-    assert body.startswith(b"http://paste.test/api/v1/pastes/")
+    base = f"http://127.0.0.1:{server.port}/api/v1/pastes/"
+    assert body.startswith(base.encode())
+    assert headers["location"].startswith(base)
+    path = body.decode().strip().removeprefix(f"http://127.0.0.1:{server.port}")
+    status, _, read = server.request("GET", path.removesuffix("/raw"), headers=forged)
+    assert status == 200
+    assert b"evil.example" not in read
 
 
 def test_exactly_one_concurrent_http_reader_gets_a_burn_paste(server):

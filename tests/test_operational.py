@@ -160,7 +160,7 @@ def test_metrics_count_requests_by_route_template_not_raw_path(client, create):
     paste_id = create("x")["id"]
     client.simulate_get(f"/api/v1/pastes/{paste_id}/raw")
     client.simulate_get("/api/v1/pastes/NoSuchPaste1/raw")
-    result = client.simulate_get("/metrics")
+    result = client.simulate_get("/metrics", remote_addr="127.0.0.1")
     assert result.status_code == 200
     assert result.headers["content-type"].startswith("text/plain")
     text = result.text
@@ -178,7 +178,7 @@ def test_metrics_count_requests_by_route_template_not_raw_path(client, create):
 
 def test_metrics_counters_move(client, create):
     def value(pattern: str) -> float:
-        text = client.simulate_get("/metrics").text
+        text = client.simulate_get("/metrics", remote_addr="127.0.0.1").text
         match = re.search(rf"^{pattern} (\S+)$", text, re.MULTILINE)
         return float(match.group(1)) if match else 0.0
 
@@ -232,7 +232,7 @@ def test_metrics_counters_move(client, create):
 
 def test_unknown_methods_do_not_mint_metric_labels(client):
     client.simulate_request("FROBNICATE", "/api/v1/pastes")
-    text = client.simulate_get("/metrics").text
+    text = client.simulate_get("/metrics", remote_addr="127.0.0.1").text
     assert "FROBNICATE" not in text
     assert 'method="OTHER"' in text
 

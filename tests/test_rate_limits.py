@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import pytest
 from falcon import testing
 
 from service.app import create_app
 from service.db import SyncDatabase
-from service.ratelimit import client_key
+from service.ratelimit import MAX_FORWARDED_HOPS, MAX_HOP_CHARS, ClientKeys
 from service.worker import Worker
 from tests.conftest import assert_problem
 
@@ -122,13 +124,47 @@ def test_forwarded_for_is_believed_only_from_trusted_proxies(limited):
         ("10.0.0.1", "garbage", "10.0.0.1"),
         ("10.0.0.1", "10.0.0.3", "10.0.0.3"),
         ("2001:db8:1:2:3:4:5:6", None, "2001:db8:1:2::/64"),
-        (None, None, "unknown"),
+        ("garbage", None, "unknown"),
+        # Finding 1: a dual-stack bind reports IPv4 clients as IPv4-mapped IPv6.
+        ("::ffff:192.0.2.9", None, "192.0.2.9"),
+        ("::ffff:10.0.0.1", "198.51.100.4", "198.51.100.4"),
+        ("10.0.0.1", "::ffff:198.51.100.5", "198.51.100.5"),
+        # Finding 1: hops with ports.
+        ("10.0.0.1", "198.51.100.1:5555", "198.51.100.1"),
+        ("10.0.0.1", "[2001:db8::1]:443", "2001:db8::/64"),
+        ("10.0.0.1", "198.51.100.1:5555, 10.0.0.2:80", "198.51.100.1"),
+        # Finding 1: a unix socket has no address; `unix` in TRUSTED_PROXIES trusts it.
+        (None, None, "unix"),
+        (None, "198.51.100.7", "198.51.100.7"),
     ],
 )
 def test_client_key(remote, forwarded, key):
-    import ipaddress
+    assert ClientKeys(["10.0.0.0/8", "unix"]).key(remote, forwarded) == key
 
-    assert client_key(remote, forwarded, [ipaddress.ip_network("10.0.0.0/8")]) == key
+
+def test_a_unix_peer_is_not_trusted_unless_listed():
+    assert ClientKeys(["10.0.0.0/8"]).key(None, "198.51.100.7") == "unix"
+
+
+def test_the_key_cache_stays_small_whatever_x_forwarded_for_holds():
+    """Finding 3: keys were cached by the raw header (up to ~400 KB each), so
+    300 misses with long headers held ~110 MB for good."""
+    keys = ClientKeys(["10.0.0.0/8"])
+    long_header = ", ".join(f"198.51.{i // 256}.{i % 256}" for i in range(20_000))  # ~300 KB
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(300):
+            # From an untrusted peer the header is not read at all...
+            assert keys.key(f"203.0.113.{i % 250}", long_header) == f"203.0.113.{i % 250}"
+            # ...and from a trusted proxy only its last hops, each cut short.
+            tail = ", " + "x" * 5000 + f", 192.0.2.{i % 250}"
+            assert keys.key("10.0.0.1", long_header + tail) == f"192.0.2.{i % 250}"
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < 2 * 1024 * 1024, f"{held} bytes held"
+    assert MAX_FORWARDED_HOPS * MAX_HOP_CHARS < 1024
 
 
 def test_limits_can_be_switched_off(client):

@@ -212,5 +212,5 @@ def test_the_module_runs_and_logs_its_actions(database_url, create):
 def test_operator_removals_are_counted_on_metrics(client, create, operator):
     paste_id = create("x")["id"]
     operator("remove", paste_id)
-    text = client.simulate_get("/metrics").text
+    text = client.simulate_get("/metrics", remote_addr="127.0.0.1").text
     assert 'pastebin_pastes_deleted_total{reason="operator"} 1.0' in text
