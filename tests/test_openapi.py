@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from service import domain
+from service.errors import InvalidInput
+from service.openapi import build_openapi
 
 HTTP_METHODS = {"get", "post", "put", "patch", "delete", "head", "options"}
 
@@ -68,3 +71,42 @@ def test_every_error_status_of_the_contract_is_documented(client):
     assert {"401", "403", "404"} <= set(paths["/api/v1/pastes/{paste_id}"]["delete"]["responses"])
     assert {"304", "404"} <= set(paths["/api/v1/pastes/{paste_id}/raw"]["get"]["responses"])
     assert {"400", "422"} <= set(paths["/api/v1/pastes"]["get"]["responses"])
+
+
+def test_the_document_follows_the_limits_the_validation_uses(config, monkeypatch):
+    """Limits come from the same constants and settings as the rules, so a
+    changed limit shows in the document and in what is refused alike."""
+    monkeypatch.setattr(domain, "TITLE_MAX_CHARS", 7)
+    monkeypatch.setattr(domain, "MAX_VIEWS_LIMIT", 9)
+    small = replace(config, paste_max_bytes=1234, paste_max_ttl=60)
+    document = build_openapi(small)
+    create = document["components"]["schemas"]["PasteCreate"]["properties"]
+    assert create["title"]["maxLength"] == 7
+    assert create["max_views"]["maximum"] == 9
+    assert create["expires_in"]["maximum"] == 60
+    assert "1234 bytes" in create["content"]["description"]
+    for fields, ok in (
+        ({"title": "t" * 7}, True),
+        ({"title": "t" * 8}, False),
+        ({"max_views": 9}, True),
+        ({"max_views": 10}, False),
+    ):
+        try:
+            domain.validate_new_paste({"content": "x", **fields}, max_bytes=1234, max_ttl=60)
+        except InvalidInput:
+            assert not ok, fields
+        else:
+            assert ok, fields
+
+
+def test_patterns_are_the_validations_own(client):
+    document = client.simulate_get("/openapi.json").json
+    schemas = document["components"]["schemas"]
+    assert schemas["PasteMetadata"]["properties"]["id"]["pattern"] == (
+        f"^{domain.ID_PATTERN.pattern}$"
+    )
+    form = schemas["PasteForm"]["properties"]
+    assert re.fullmatch(form["expires_in"]["pattern"], "15m")
+    assert not re.fullmatch(form["expires_in"]["pattern"], "1.5h")
+    language = schemas["PasteCreate"]["properties"]["language"]["pattern"]
+    assert language == f"^{domain.LANGUAGE_PATTERN.pattern}$"
