@@ -138,6 +138,11 @@ class Config:
     idle_in_transaction_timeout_ms: int = _env(
         "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", 10_000, _positive_int
     )
+    # false when DATABASE_URL is a transaction-mode pooler (pgbouncer with
+    # pool_mode=transaction): no server-side prepared statements and no startup
+    # options, so the three timeouts above and TimeZone=UTC must be the role's
+    # defaults on the server (README, Operations).
+    db_prepared_statements: bool = _env("DB_PREPARED_STATEMENTS", True, _bool)
     readiness_timeout: float = _env("READINESS_TIMEOUT", 1.0, _positive_float)
     retry_after_seconds: int = _env("RETRY_AFTER_SECONDS", 2, _positive_int)
     # Unset: on in production, off in development and testing.
@@ -201,19 +206,6 @@ class Config:
         if self.is_production:
             if not self.database_url:
                 raise ConfigError("DATABASE_URL is required when APP_ENV=production")
-            if not self.public_base_url:
-                raise ConfigError(
-                    "PUBLIC_BASE_URL is required when APP_ENV=production: links in replies "
-                    "(url, raw_url, Location) must not come from the request's Host header, "
-                    "which any client sets and shared caches keep"
-                )
-            if self.rate_limits_enabled and not self.trusted_proxies and self.behind_proxy:
-                raise ConfigError(
-                    f"BIND={self.listen_address} is a loopback address or a unix socket, so "
-                    "every client comes through a proxy: set TRUSTED_PROXIES to its address "
-                    "(`unix` for a unix socket) so each client gets its own rate limits, or "
-                    "RATE_LIMITS=false if the proxy limits clients itself"
-                )
             if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32:
                 raise ConfigError(
                     "SECRET_KEY must be set to a random value of at least 32 characters "

@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 import psycopg.errors
+import structlog
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout, TooManyRequests
 
@@ -22,6 +23,7 @@ from service.errors import ConnectionLost, DatabaseBusy, DatabaseUnavailable
 from service.queries import Query, load_queries
 
 Row = dict[str, Any]
+log = structlog.get_logger("service.db")
 
 
 @contextmanager
@@ -101,6 +103,7 @@ class Database(_Queries):
                 min_size=config.pool_min_size,
                 max_size=config.pool_max_size,
                 max_waiting=config.pool_max_waiting,
+                configure=_RoleDefaults.check_async(config),
                 **_pool_settings(config, name),
             )
         )
@@ -178,6 +181,7 @@ class SyncDatabase(_Queries):
             min_size=1,
             max_size=1,
             check=ConnectionPool.check_connection,
+            configure=_RoleDefaults.check_sync(config),
             **_pool_settings(config, name),
         )
         pool.open(wait=False)
@@ -221,8 +225,19 @@ def _pool_settings(config: Config, name: str) -> dict[str, Any]:
 
 def connection_kwargs(config: Config, application_name: str) -> dict[str, Any]:
     """Settings for every pooled connection: autocommit, UTC, and server-side
-    timeouts so that no query or forgotten transaction runs unbounded."""
-    return {
+    timeouts so that no query or forgotten transaction runs unbounded.
+
+    Through a transaction-mode pooler (DB_PREPARED_STATEMENTS=false) each
+    transaction may run on another server connection, used by other clients
+    in between: a prepared statement (psycopg prepares one run 5 times) would
+    be missing there or clash with another client's ("_pg3_0"); pgbouncer
+    refuses the `options` startup parameter, and drops it when told to ignore
+    it; a `SET` would stay on a server connection for whoever comes next. So
+    there no statement is prepared and no option sent: the settings are the
+    role's defaults on the server (`ALTER ROLE … IN DATABASE … SET`, README),
+    which every server connection starts with; `_RoleDefaults` checks them.
+    """
+    kwargs: dict[str, Any] = {
         "autocommit": True,
         "application_name": application_name,
         "connect_timeout": config.connect_timeout,
@@ -234,10 +249,67 @@ def connection_kwargs(config: Config, application_name: str) -> dict[str, Any]:
         "keepalives_count": 3,
         "tcp_user_timeout": 10_000,
         "client_encoding": "UTF8",
-        "options": (
-            "-c TimeZone=UTC"
-            f" -c statement_timeout={config.statement_timeout_ms}"
-            f" -c idle_in_transaction_session_timeout={config.idle_in_transaction_timeout_ms}"
-            f" -c lock_timeout={config.lock_timeout_ms}"
-        ),
     }
+    if not config.db_prepared_statements:
+        return kwargs | {"prepare_threshold": None}
+    return kwargs | {
+        "options": " ".join(f"-c {name}={value}" for name, value in session_settings(config))
+    }
+
+
+def session_settings(config: Config) -> list[tuple[str, str]]:
+    """The server settings every connection should run with (timeouts in ms)."""
+    return [
+        ("TimeZone", "UTC"),
+        ("statement_timeout", str(config.statement_timeout_ms)),
+        ("idle_in_transaction_session_timeout", str(config.idle_in_transaction_timeout_ms)),
+        ("lock_timeout", str(config.lock_timeout_ms)),
+    ]
+
+
+class _RoleDefaults:
+    """Behind a transaction-mode pooler the timeouts are the server's defaults
+    for the role, not the connection's own: each new connection reads them
+    (`session_timeouts`), and the first that differ from the settings are
+    logged as a warning, once a pool. Directly on PostgreSQL: no check."""
+
+    def __init__(self, config: Config) -> None:
+        # A TimeZone other than UTC costs only speed (views.py converts).
+        self.expected = {k: v for k, v in session_settings(config) if k != "TimeZone"}
+        queries = load_queries()
+        self.sql = queries["session_timeouts"].sql
+        self.warned = False
+
+    @classmethod
+    def check_async(cls, config: Config) -> Any:
+        if config.db_prepared_statements:
+            return None
+        check = cls(config)
+
+        async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
+            check.compare(await (await conn.execute(check.sql)).fetchall())
+
+        return configure
+
+    @classmethod
+    def check_sync(cls, config: Config) -> Any:
+        if config.db_prepared_statements:
+            return None
+        check = cls(config)
+
+        def configure(conn: psycopg.Connection[Any]) -> None:
+            check.compare(conn.execute(check.sql).fetchall())
+
+        return configure
+
+    def compare(self, rows: list[tuple[Any, ...]]) -> None:
+        actual = dict(rows)
+        differ = {k: actual.get(k) for k, v in self.expected.items() if actual.get(k) != v}
+        if differ and not self.warned:
+            self.warned = True
+            log.warning(
+                "db_role_defaults_differ",
+                expected_ms=self.expected,
+                actual_ms=differ,
+                hint="DB_PREPARED_STATEMENTS=false: set them with ALTER ROLE … IN DATABASE … SET",
+            )
