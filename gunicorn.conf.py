@@ -14,6 +14,7 @@ from service.config import Config
 from service.logs import stdlib_config
 
 _config = Config.from_env()  # fail fast, with the reason, on a bad setting
+_config.check_web()
 
 bind = _config.listen_address
 workers = _config.web_workers

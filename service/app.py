@@ -24,6 +24,7 @@ def create_app(config: Config | None = None, *, db: Database | None = None) -> E
     and opens and closes it with the server (ASGI lifespan); a `db` passed in
     is the caller's to open and close."""
     config = config or Config.from_env()
+    config.check_web()
     configure_logging(config)
     middleware: list[Any] = []
     if db is None:

@@ -212,6 +212,25 @@ class Config:
                     "when APP_ENV=production"
                 )
 
+    def check_web(self) -> None:
+        """Raise ConfigError when the web server must not start with these
+        settings (the worker and the admin command need none of them)."""
+        if not self.is_production:
+            return
+        if not self.public_base_url:
+            raise ConfigError(
+                "PUBLIC_BASE_URL is required when APP_ENV=production: links in replies "
+                "(url, raw_url, Location) must not come from the request's Host header, "
+                "which any client sets and shared caches keep"
+            )
+        if self.rate_limits_enabled and not self.trusted_proxies and self.behind_proxy:
+            raise ConfigError(
+                f"BIND={self.listen_address} is a loopback address or a unix socket, so "
+                "every client comes through a proxy: set TRUSTED_PROXIES to its address "
+                "(`unix` for a unix socket) so each client gets its own rate limits, or "
+                "RATE_LIMITS=false if the proxy limits clients itself"
+            )
+
     @property
     def is_production(self) -> bool:
         return self.app_env == "production"

@@ -31,7 +31,7 @@ PRODUCTION = {
 def test_production_refuses_a_proxy_only_bind_without_trusted_proxies(bind):
     environ = {**PRODUCTION, **({"BIND": bind} if bind else {})}
     with pytest.raises(ConfigError, match="TRUSTED_PROXIES"):
-        Config.from_env(environ)
+        Config.from_env(environ).check_web()
 
 
 @pytest.mark.parametrize(
@@ -44,7 +44,7 @@ def test_production_refuses_a_proxy_only_bind_without_trusted_proxies(bind):
     ],
 )
 def test_production_starts_when_clients_can_be_told_apart(extra):
-    assert Config.from_env({**PRODUCTION, **extra}).is_production
+    Config.from_env({**PRODUCTION, **extra}).check_web()
 
 
 def test_a_spent_miss_bucket_never_refuses_reads_of_pastes_that_exist(make_client, create):
@@ -83,7 +83,12 @@ def test_delete_cannot_tell_live_ids_from_dead_ones_while_refused(make_client, c
 def test_production_requires_public_base_url():
     environ = {k: v for k, v in PRODUCTION.items() if k != "PUBLIC_BASE_URL"}
     with pytest.raises(ConfigError, match="PUBLIC_BASE_URL"):
-        Config.from_env({**environ, "TRUSTED_PROXIES": "127.0.0.1"})
+        Config.from_env({**environ, "TRUSTED_PROXIES": "127.0.0.1"}).check_web()
+
+
+def test_the_worker_and_admin_need_no_web_settings():
+    environ = {k: v for k, v in PRODUCTION.items() if k != "PUBLIC_BASE_URL"}
+    assert Config.from_env(environ).is_production
 
 
 def test_forwarded_scheme_is_not_believed_in_development(client):
