@@ -7,7 +7,7 @@ APP := service.app:create_app()
 # The Node peer the benchmark compares against, when the shared folder is beside the checkout.
 HASTE := $(wildcard $(abspath ../shared/peers/haste-server.sh))
 
-.PHONY: install run web worker admin migrate test lint fmt bench clean
+.PHONY: install run web worker admin migrate test lint fmt bench clean container-smoke soak
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,5 +48,12 @@ bench: $(STAMP) ## load benchmark; see bench/README.md
 	$(BIN)/python bench/run.py --search-workers 2,3,4 \
 		$(if $(HASTE),--peer 'haste=$(HASTE) {db_url} {port}') $(BENCH_ARGS)
 
+SOAK_SECONDS ?= 300
+soak: $(STAMP) ## 2 web instances + 3 workers through pgbouncer under load; SOAK_SECONDS=300
+	$(BIN)/python bench/soak.py --seconds $(SOAK_SECONDS) $(SOAK_ARGS)
+
+container-smoke: $(STAMP) ## build the image, run compose.yaml with podman, smoke-test it
+	.ci/container-smoke
+
 clean:
-	rm -rf $(VENV) .data .pytest_cache .ruff_cache .mypy_cache .hypothesis *.egg-info
+	rm -rf $(VENV) .data wheelhouse .pytest_cache .ruff_cache .mypy_cache .hypothesis *.egg-info

@@ -2,12 +2,14 @@
 with the real migrations, and a fresh copy of it for every test.
 
 The server is, in order: TEST_DATABASE_URL; a testcontainers container when a
-Docker engine answers; an embedded server from the `pgserver` package.
+Docker engine answers (image TEST_POSTGRES_IMAGE, default postgres:16-alpine); an
+embedded server from the `pgserver` package.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import tempfile
 import uuid
@@ -28,8 +30,12 @@ from service.app import create_app
 from service.config import Config
 from service.db import Database
 from service.migrate import apply_migrations
+from tests.pgbouncer import MISSING as PGBOUNCER_MISSING
+from tests.pgbouncer import PgBouncer, pgbouncer_binary, running_pgbouncer
 
 TEST_SECRET_KEY = "test-secret-key-that-is-long-enough-000000"
+# The testcontainers image unless TEST_POSTGRES_IMAGE names another.
+DEFAULT_POSTGRES_IMAGE = "postgres:16-alpine"
 
 
 def with_database(url: str, name: str) -> str:
@@ -39,16 +45,23 @@ def with_database(url: str, name: str) -> str:
 
 
 def _docker_answers() -> bool:
-    try:
-        import docker
-
-        client = docker.from_env(timeout=3)
+    # A failed ping leaves the docker client's socket to the garbage
+    # collector, whose ResourceWarning filterwarnings=error would turn into
+    # some later test's error: collect it here, where it is ignored.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
         try:
-            return bool(client.ping())
+            import docker
+
+            client = docker.from_env(timeout=3)
+            try:
+                return bool(client.ping())
+            finally:
+                client.close()
+        except Exception:
+            return False
         finally:
-            client.close()
-    except Exception:
-        return False
+            gc.collect()
 
 
 def _tune_for_tests(url: str) -> None:
@@ -68,9 +81,13 @@ def postgres_url() -> Iterator[str]:
         yield url
         return
     if _docker_answers():
-        from testcontainers.postgres import PostgresContainer
+        try:
+            from testcontainers.community.postgres import PostgresContainer
+        except ImportError:  # testcontainers before the `community` package
+            from testcontainers.postgres import PostgresContainer
 
-        with PostgresContainer("postgres:16-alpine", driver=None) as container:
+        image = os.environ.get("TEST_POSTGRES_IMAGE") or DEFAULT_POSTGRES_IMAGE
+        with PostgresContainer(image, driver=None) as container:
             url = container.get_connection_url()
             _tune_for_tests(url)
             yield url
@@ -113,6 +130,16 @@ def database_url(postgres_url: str, template_database: str) -> Iterator[str]:
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
     yield with_database(postgres_url, name)
     _drop_database(postgres_url, name)
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(postgres_url: str) -> Iterator[PgBouncer]:
+    """A pgbouncer in transaction mode in front of the session's PostgreSQL
+    (tests/pgbouncer.py); the tests that use it skip when it is not installed."""
+    if pgbouncer_binary() is None:
+        pytest.skip(PGBOUNCER_MISSING)
+    with running_pgbouncer(postgres_url) as bouncer:
+        yield bouncer
 
 
 @pytest.fixture

@@ -43,7 +43,9 @@ class TcpProxy:
         """`database_url` rerouted through this proxy."""
         parts = urlsplit(database_url)
         user = parts.username or "postgres"
-        return f"postgresql://{user}@127.0.0.1:{self.port}{parts.path}"
+        # Keep the password (a testcontainers server asks for one), as written.
+        userinfo = parts.netloc.rpartition("@")[0] if parts.password else user
+        return f"postgresql://{userinfo}@127.0.0.1:{self.port}{parts.path}"
 
     def restore(self) -> None:
         listener = socket.socket()
