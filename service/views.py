@@ -80,25 +80,24 @@ _USAGE = """\
 Pastebin: store text, get a short link back.
 
 Create (the reply is the raw link; the delete token comes in X-Delete-Token):
-  curl -H 'Accept: text/plain' --data-binary @file.txt {base}{pastes}
-  curl -H 'Accept: text/plain' --data-binary @- '{base}{pastes}?expires_in=1h' < file.txt
-  curl -H 'Accept: text/plain' -F content=@file.py -F expires_in=1d {base}{pastes}
+  curl -H 'Content-Type: text/plain' -H 'Accept: text/plain' --data-binary @file.txt {base}{pastes}
+  curl -H 'Content-Type: text/plain' --data-binary @- '{base}{pastes}?expires_in=1h' < file.txt
+  curl -H 'Accept: text/plain' -F content=@file.txt -F expires_in=1d {base}{pastes}
   curl -H 'Accept: text/plain' -F 'content=<-' {base}{pastes} < file.txt
-  curl -H 'Content-Type: application/json' \\
-       -d '{{"content": "hi", "burn_after_read": true}}' {base}{pastes}
-  Fields: title, language, visibility (unlisted|public), burn_after_read, max_views,
-  password, expires_in (seconds, or 90s 15m 12h 7d 2w in a query or a form).
+  curl -H 'Content-Type: application/json' -d '{{"content": "hi", "max_views": 1}}' {base}{pastes}
+Fields: title, language, visibility (unlisted|public), burn_after_read, max_views,
+password, expires_in (seconds, or 90s 15m 12h 7d 2w in a query or a form).
 
 Read:
-  curl {base}{pastes}/ID/raw            the content alone
-  curl {base}{pastes}/ID                JSON with every field
-  curl -u :PASSWORD {base}{pastes}/ID/raw   a password-protected paste
+  curl {base}{pastes}/ID/raw
+  curl {base}{pastes}/ID
+  curl -u :PASSWORD {base}{pastes}/ID/raw
 
 Delete:
   curl -X DELETE -H 'Authorization: Bearer TOKEN' {base}{pastes}/ID
 
-List public pastes, newest first:
-  curl '{base}{pastes}?limit=20'        then ?cursor=NEXT_CURSOR for the next page
+List public pastes, newest first (then ?cursor=NEXT_CURSOR):
+  curl '{base}{pastes}?limit=20'
 
 Report abuse:
   curl -H 'Content-Type: application/json' -d '{{"reason": "spam"}}' {base}{pastes}/ID/report

@@ -88,3 +88,33 @@ def test_readme_line_runs_as_written(server, line, tmp_path):
     )
     print(f"$ {line}\n{result.stdout}")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_usage_pages_examples_run_as_written(server, tmp_path):
+    """`GET /`'s curl lines, with a file for file.txt and a fresh paste for
+    ID, TOKEN and PASSWORD."""
+    (tmp_path / ".curlrc").write_text("fail-with-body\nsilent\nshow-error\n")
+    (tmp_path / "file.txt").write_text("from the usage page\n")
+    status, _, page = server.request("GET", "/")
+    assert status == 200
+    lines = [line.strip() for line in page.decode().splitlines() if line.startswith("  curl")]
+    assert len(lines) >= 10
+    for line in lines:
+        if "NEXT_CURSOR" in line:
+            continue
+        paste = fresh_paste(server, "pw" if "PASSWORD" in line else None)
+        line = (
+            line.replace("TOKEN", paste["delete_token"])
+            .replace("PASSWORD", "pw")
+            .replace("ID", paste["id"])
+        )
+        result = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", line],
+            cwd=tmp_path,
+            env={"PATH": "/usr/bin:/bin", "CURL_HOME": str(tmp_path)},
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert result.returncode == 0, (line, result.stdout + result.stderr)
