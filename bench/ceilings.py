@@ -3,7 +3,7 @@ run by gunicorn with the service's own gunicorn.conf.py (so the same uvicorn
 worker, loop, parser and processes):
 
     gunicorn -c gunicorn.conf.py 'bench.ceilings:http_app()'    # constant 1 KiB body
-    gunicorn -c gunicorn.conf.py 'bench.ceilings:read_app()'    # read_paste, nothing else
+    gunicorn -c gunicorn.conf.py 'bench.ceilings:read_app()'    # find_paste, nothing else
     gunicorn -c gunicorn.conf.py 'bench.ceilings:insert_app()'  # the service's create statement
     gunicorn -c gunicorn.conf.py 'bench.ceilings:plain_insert_app()'  # insert_paste
     gunicorn -c gunicorn.conf.py 'bench.ceilings:mixed_app()'   # both, on one pool
@@ -13,11 +13,10 @@ the service's Config, run exactly one prepared statement of sql/pastes.sql per
 request through a psycopg_pool AsyncConnectionPool (opened at ASGI startup) and
 send back its result: no validation, logging, metrics or middleware.
 
-The insert is the statement the service runs for a create under the same
-settings: with rate limits on, insert_paste_rate_limited, which takes the
-client's create token in the same round trip; the client is found as the
-service finds it (service.ratelimit.cached_client_key). `plain_insert_app`
-runs insert_paste, the statement without the limiter.
+The insert runs the statements the service runs for a create under the same
+settings: with rate limits on, take_token for the client's create token and
+then insert_paste; the client is found as the service finds it
+(service.ratelimit.ClientKeys). `plain_insert_app` runs insert_paste alone.
 """
 
 from __future__ import annotations
@@ -34,7 +33,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from service.config import Config
 from service.queries import load_queries
-from service.ratelimit import cached_client_key, create_limit
+from service.ratelimit import ClientKeys, create_limit, peer_of
 
 BODY = b"x" * 1023 + b"\n"
 TEXT = "text/plain; charset=utf-8"
@@ -70,7 +69,7 @@ class _Constant:
 class _Read:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
-        self.sql = statement("read_paste")
+        self.sql = statement("find_paste")
 
     async def on_get(self, req: Request, resp: Response, paste_id: str) -> None:
         conn = await self.pool.getconn()
@@ -91,9 +90,9 @@ class _Insert:
     ) -> None:
         self.pool = pool
         self.limit = limit
-        self.sql = insert_statement(limit)
-        # The service's client key (and its cache), so both fill the same buckets.
-        self.client = cached_client_key(trusted)
+        self.statements = insert_statements(limit)
+        # The service's client keys (and their cache), so both fill the same buckets.
+        self.client = ClientKeys(trusted).key
 
     async def on_post(self, req: Request, resp: Response) -> None:
         content = orjson.loads(await req.stream.read())["content"]
@@ -103,18 +102,20 @@ class _Insert:
             "title": None,
             "language": None,
             "visibility": "unlisted",
-            "burn_after_read": False,
+            "max_views": None,
+            "password_hash": None,
             "size": len(content.encode("utf-8")),
             "expires_in": None,
             "delete_token_hash": TOKEN_HASH,
         }
         if self.limit is not None:
-            client = self.client(req.remote_addr, req.get_header("X-Forwarded-For"))
+            client = self.client(peer_of(req), req.get_header("X-Forwarded-For"))
             params |= self.limit | {"client": client}
         conn = await self.pool.getconn()
         try:
-            cursor = await conn.execute(self.sql, params, prepare=True)
-            row = await cursor.fetchone()
+            for sql in self.statements:
+                cursor = await conn.execute(sql, params, prepare=True)
+                row = await cursor.fetchone()
             names = [column.name for column in cursor.description or ()]
         finally:
             await self.pool.putconn(conn)
@@ -151,7 +152,7 @@ def http_app() -> falcon.asgi.App:
 
 
 def read_app() -> falcon.asgi.App:
-    """GET /api/v1/pastes/{id}[/raw]: read_paste, the content as text."""
+    """GET /api/v1/pastes/{id}[/raw]: find_paste, the content as text."""
     return _database_app(reads=True)
 
 
@@ -171,18 +172,19 @@ def plain_insert_app() -> falcon.asgi.App:
 
 
 def create_bucket(config: Config) -> dict[str, Any] | None:
-    """The create bucket's parameters of insert_paste_rate_limited, as the
-    service passes them, or None when creates are not limited."""
+    """The create bucket's parameters of take_token, as the service passes
+    them, or None when creates are not limited."""
     if not config.rate_limits_enabled:
         return None
     limit = create_limit(config)
     return {"bucket": limit.bucket, "burst": limit.burst, "per_second": limit.per_second}
 
 
-def insert_statement(bucket: dict[str, Any] | None) -> str:
-    """The service's create statement: behind the client's bucket when creates
-    are limited (`bucket` from create_bucket), else the plain insert."""
-    return statement("insert_paste" if bucket is None else "insert_paste_rate_limited")
+def insert_statements(bucket: dict[str, Any] | None) -> list[str]:
+    """The service's create statements: the client's token first when creates
+    are limited (`bucket` from create_bucket), then the insert."""
+    names = ["insert_paste"] if bucket is None else ["take_token", "insert_paste"]
+    return [statement(name) for name in names]
 
 
 def _database_app(

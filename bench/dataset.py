@@ -142,7 +142,7 @@ def count_listed(db_url: str) -> int:
         row = conn.execute(
             """
             SELECT count(*) FROM pastes
-             WHERE visibility = 'public' AND NOT burn_after_read
+             WHERE visibility = 'public' AND max_views IS NULL AND password_hash IS NULL
                AND (expires_at IS NULL OR expires_at > now())
             """
         ).fetchone()
@@ -161,7 +161,7 @@ def sample_ids(db_url: str, count: int) -> list[str]:
         rows = conn.execute(
             """
             SELECT id FROM pastes
-             WHERE NOT burn_after_read AND (expires_at IS NULL OR expires_at > now())
+             WHERE max_views IS NULL AND (expires_at IS NULL OR expires_at > now())
              ORDER BY random() LIMIT %(count)s
             """,
             {"count": count},

@@ -133,22 +133,22 @@ def render_pgbench(sql: str, nulls: frozenset[str] = frozenset()) -> str:
 
 
 def pgbench_read_script(read_sql: str, rows: int) -> str:
-    """read_paste of a random one of the `rows` rows made by insert_live."""
+    """find_paste of a random one of the `rows` rows made by insert_live."""
     draw = f"\\set id random({PGBENCH_FIRST_ID + 1}, {PGBENCH_FIRST_ID + rows})\n"
     return draw + render_pgbench(read_sql)
 
 
-def pgbench_insert_script(insert_sql: str, clients: int = 0) -> str:
+def pgbench_insert_script(insert_sql: list[str], clients: int = 0) -> str:
     """The create statement as the create scenario sends it: content only,
     unlisted, no title, language or expiry; with `clients`, the client of the
     rate-limited statement is one of that many, drawn per transaction, as the
     load generator's X-Forwarded-For addresses are."""
     low, high = PGBENCH_INSERT_IDS
-    nulls = frozenset({"title", "language", "expires_in"})
+    nulls = frozenset({"title", "language", "expires_in", "max_views", "password_hash"})
     draws = f"\\set id random({low}, {high})\n"
     if clients:
         draws += f"\\set client random(1, {clients})\n"
-    return draws + render_pgbench(insert_sql, nulls)
+    return draws + "".join(render_pgbench(sql, nulls) for sql in insert_sql)
 
 
 def pgbench_insert_defines(content: str, bucket: Mapping[str, object] | None = None) -> list[str]:
@@ -157,7 +157,6 @@ def pgbench_insert_defines(content: str, bucket: Mapping[str, object] | None = N
     return [
         f"--define=content={content}",
         "--define=visibility=unlisted",
-        "--define=burn_after_read=false",
         f"--define=size={len(content.encode('utf-8'))}",
         "--define=delete_token_hash=\\x" + "00" * 32,
         *(f"--define={name}={value}" for name, value in (bucket or {}).items()),

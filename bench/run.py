@@ -38,7 +38,7 @@ from psycopg.conninfo import conninfo_to_dict
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import dataset, loadgen, purge, report, slowclients
-from bench.ceilings import create_bucket, insert_statement, statement
+from bench.ceilings import create_bucket, insert_statements, statement
 from bench.common import (
     ROOT,
     insert_live,
@@ -406,7 +406,7 @@ class Harness:
         # combined ceiling does (bench/ceilings.py).
         bucket = create_bucket(self.config)
         script = loadgen.pgbench_insert_script(
-            insert_statement(bucket), max(1, self.s.clients) if bucket else 0
+            insert_statements(bucket), max(1, self.s.clients) if bucket else 0
         )
         defines = loadgen.pgbench_insert_defines(self.content, bucket)
         with ExitStack() as stack:
@@ -560,7 +560,7 @@ class Harness:
         return self.pgbench_db
 
     def read_script(self) -> str:
-        return loadgen.pgbench_read_script(statement("read_paste"), self.s.seed_pastes)
+        return loadgen.pgbench_read_script(statement("find_paste"), self.s.seed_pastes)
 
     # --- measurements -------------------------------------------------------
 
