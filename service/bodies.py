@@ -43,6 +43,16 @@ class LargeBodies:
         self.wait = wait
         self._slots = asyncio.Semaphore(slots)
 
+    async def acquire(self) -> None:
+        try:
+            async with asyncio.timeout(self.wait):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise ServerBusy() from None
+
+    def release(self) -> None:
+        self._slots.release()
+
     @asynccontextmanager
     async def admit(self, req: Request) -> AsyncIterator[Admission]:
         admission = Admission(self)
@@ -66,16 +76,12 @@ class Admission:
             await self.take()
 
     async def take(self) -> None:
-        try:
-            async with asyncio.timeout(self.gate.wait):
-                await self.gate._slots.acquire()
-        except TimeoutError:
-            raise ServerBusy() from None
+        await self.gate.acquire()
         self.held = True
 
     def release(self) -> None:
         if self.held:
-            self.gate._slots.release()
+            self.gate.release()
             self.held = False
 
 

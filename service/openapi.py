@@ -160,10 +160,9 @@ def _schemas(config: Config) -> dict[str, Any]:
         "pattern": NO_NUL,
         "description": f"UTF-8 text, 1 to {max_bytes} bytes; no NUL. Kept byte for byte.",
     }
+    # In JSON, null for an optional field means its default.
     nullable = {
-        name: {**schema, "type": [schema["type"], "null"]}
-        for name, schema in fields.items()
-        if name != "password"
+        name: {**schema, "type": [schema["type"], "null"]} for name, schema in fields.items()
     }
     nullable["visibility"]["enum"] = [*domain.VISIBILITIES, None]
     metadata: dict[str, Any] = {
@@ -204,7 +203,7 @@ def _schemas(config: Config) -> dict[str, Any]:
             "type": "object",
             "additionalProperties": False,
             "required": ["content"],
-            "properties": {"content": content, **nullable, "password": fields["password"]},
+            "properties": {"content": content, **nullable},
         },
         "PasteForm": {
             "type": "object",
