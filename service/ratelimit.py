@@ -1,11 +1,11 @@
 """Per-client rate limits, shared by every process through PostgreSQL.
 
-Two token buckets per client address: creates, and lookups that found no
-paste (what enumerating ids produces). A successful read never touches the
-limiter's table: only creates (whose token is taken by the insert statement
-itself, in the same round trip) and misses do. A client refused for misses is
-also remembered in this process until its Retry-After, so it is answered 429
-before any lookup, which is what actually slows an enumeration down.
+Token buckets per client key: creates (taken before the body is read),
+reports, and misses: lookups that found no paste, wrong delete tokens and
+wrong passwords (what guessing produces). A read of a paste that exists never
+touches the limiter's table. A client refused for misses is remembered in this
+process until its Retry-After, so its next misses are answered 429 with no
+database work.
 """
 
 from __future__ import annotations
