@@ -99,6 +99,7 @@ class _Insert:
         params = {
             "id": secrets.token_hex(8),
             "content": content,
+            "content_sha256": hashlib.sha256(content.encode("utf-8")).digest(),
             "title": None,
             "language": None,
             "visibility": "unlisted",

@@ -3,6 +3,7 @@ the database ceiling (with the service's own statements from sql/pastes.sql)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -156,6 +157,7 @@ def pgbench_insert_defines(content: str, bucket: Mapping[str, object] | None = N
     as pgbench -D options."""
     return [
         f"--define=content={content}",
+        f"--define=content_sha256=\\x{hashlib.sha256(content.encode('utf-8')).hexdigest()}",
         "--define=visibility=unlisted",
         f"--define=size={len(content.encode('utf-8'))}",
         "--define=delete_token_hash=\\x" + "00" * 32,

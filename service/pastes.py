@@ -48,6 +48,7 @@ async def create_paste(db: Database, new: NewPaste, hasher: Hasher) -> CreatedPa
         "insert_paste",
         id=paste_id,
         content=new.content,
+        content_sha256=domain.content_sha256(new.content),
         title=new.title,
         language=new.language,
         visibility=new.visibility,

@@ -74,6 +74,7 @@ def test_every_query_plans_against_the_migrated_schema(sql):
     params = {
         "id": "AbCdEfGhIjKl",
         "content": "x",
+        "content_sha256": b"\x00" * 32,
         "title": None,
         "language": None,
         "visibility": "public",
