@@ -863,7 +863,7 @@ def pgbench_clients(settings: Settings, config: Config) -> int:
 def connections_needed(settings: Settings, config: Config) -> int:
     """The most connections a run holds at once: every pool of the servers up
     together full (idle connections stay open), and pgbench's."""
-    workers = max(config.web_workers, *settings.search_workers)
+    workers = max((config.web_workers, *settings.search_workers))
     pooled = POOLED_SERVERS * server_connections(config, workers)
     peer = PEER_CONNECTIONS if settings.peer else 0
     pgbench = settings.pgbench_clients or server_connections(config, workers)
