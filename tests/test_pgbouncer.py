@@ -9,16 +9,13 @@ the binary is missing; the two first tests need no pgbouncer.
 
 from __future__ import annotations
 
-import os
 import re
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -34,10 +31,9 @@ from tests.conftest import assert_problem, concurrently, open_database, run
 from tests.pgbouncer import PgBouncer, running_pgbouncer, set_role_defaults
 from tests.proxy import TcpProxy
 from tests.servers import gunicorn
-from tests.test_worker import count, insert_pastes
+from tests.test_worker import count, insert_pastes, worker_process
 from tests.waiting import wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
 PATH = "/api/v1/pastes"
 through_pgbouncer = pytest.mark.pgbouncer
 
@@ -87,6 +83,25 @@ def bounced_client(bounced: Config) -> Iterator[testing.TestClient]:
     db = open_database(bounced)
     try:
         yield testing.TestClient(create_app(bounced, db=db))
+    finally:
+        run(db.close)
+
+
+@contextmanager
+def client_through(
+    bouncer: PgBouncer, config: Config, database_url: str
+) -> Iterator[testing.TestClient]:
+    """A client of the app on `database_url` through `bouncer`, its pool open,
+    waiting at most a second for a connection (an outage is a quick 503)."""
+    through = replace(
+        config,
+        database_url=bouncer.url(database_url),
+        db_prepared_statements=False,
+        pool_timeout=1.0,
+    )
+    db = open_database(through)
+    try:
+        yield testing.TestClient(create_app(through, db=db))
     finally:
         run(db.close)
 
@@ -226,31 +241,20 @@ def test_burn_race_over_http_across_gunicorn_processes(bounced, database_url):
     assert "prepared statement" not in server.log
 
 
-def _worker(database_url: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "service.worker"],
-        cwd=ROOT,
-        env={
-            **os.environ,
-            "APP_ENV": "testing",
-            "LOG_JSON": "true",
-            "DATABASE_URL": database_url,
-            "DB_PREPARED_STATEMENTS": "false",
-            "WORKER_INTERVAL": "0.2",
-            "WORKER_BATCH": "100",
-        },
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 @through_pgbouncer
 @pytest.mark.slow
 def test_three_worker_replicas_purge_through_pgbouncer(bounced, sql):
     assert bounced.database_url
     insert_pastes(sql, 3000, prefix="live", expired=False)
-    workers = [_worker(bounced.database_url) for _ in range(3)]
+    workers = [
+        worker_process(
+            bounced.database_url,
+            DB_PREPARED_STATEMENTS="false",
+            WORKER_INTERVAL="0.2",
+            WORKER_BATCH="100",
+        )
+        for _ in range(3)
+    ]
     try:
         for round_ in range(3):  # each replica runs the purge many times
             insert_pastes(sql, 2000, prefix=f"old{round_}", expired=True)
@@ -303,34 +307,26 @@ def test_pgbouncer_killed_gives_fast_503s_and_recovery(
     config, database_url, postgres_url, pgbouncer
 ):
     set_role_defaults(database_url, config)
-    with running_pgbouncer(postgres_url) as bouncer:
-        bounced = replace(
-            config,
-            database_url=bouncer.url(database_url),
-            db_prepared_statements=False,
-            pool_timeout=1.0,
+    with (
+        running_pgbouncer(postgres_url) as bouncer,
+        client_through(bouncer, config, database_url) as client,
+    ):
+        paste = create(client, "kept")
+        bouncer.kill()
+        for path in (f"{PATH}/{paste['id']}", f"{PATH}/{paste['id']}/raw", PATH, "/readyz"):
+            started = time.monotonic()
+            assert_problem(client.simulate_get(path), 503)
+            assert time.monotonic() - started < 4
+        assert_problem(client.simulate_post(PATH, json={"content": "x"}), 503)
+        bouncer.start()
+        restored = time.monotonic()
+        assert wait_for(
+            lambda: client.simulate_get(f"{PATH}/{paste['id']}/raw").status_code == 200,
+            timeout=5,
+            step=0.2,
         )
-        db = open_database(bounced)
-        client = testing.TestClient(create_app(bounced, db=db))
-        try:
-            paste = create(client, "kept")
-            bouncer.kill()
-            for path in (f"{PATH}/{paste['id']}", f"{PATH}/{paste['id']}/raw", PATH, "/readyz"):
-                started = time.monotonic()
-                assert_problem(client.simulate_get(path), 503)
-                assert time.monotonic() - started < 4
-            assert_problem(client.simulate_post(PATH, json={"content": "x"}), 503)
-            bouncer.start()
-            restored = time.monotonic()
-            assert wait_for(
-                lambda: client.simulate_get(f"{PATH}/{paste['id']}/raw").status_code == 200,
-                timeout=5,
-                step=0.2,
-            )
-            assert time.monotonic() - restored < 5
-            assert client.simulate_post(PATH, json={"content": "y"}).status_code == 201
-        finally:
-            run(db.close)
+        assert time.monotonic() - restored < 5
+        assert client.simulate_post(PATH, json={"content": "y"}).status_code == 201
 
 
 @through_pgbouncer
@@ -344,31 +340,23 @@ def test_database_cut_off_behind_pgbouncer_gives_503s_and_recovery(
     proxy = TcpProxy(postgres_url)
     proxy.restore()
     try:
-        with running_pgbouncer(proxy.url(postgres_url), query_wait_timeout=2) as bouncer:
-            bounced = replace(
-                config,
-                database_url=bouncer.url(database_url),
-                db_prepared_statements=False,
-                pool_timeout=1.0,
+        with (
+            running_pgbouncer(proxy.url(postgres_url), query_wait_timeout=2) as bouncer,
+            client_through(bouncer, config, database_url) as client,
+        ):
+            paste = create(client, "kept")
+            proxy.cut()
+            for path in (f"{PATH}/{paste['id']}/raw", PATH):
+                started = time.monotonic()
+                assert_problem(client.simulate_get(path), 503)
+                assert time.monotonic() - started < 10
+            proxy.restore()
+            assert wait_for(
+                lambda: client.simulate_get(f"{PATH}/{paste['id']}/raw").status_code == 200,
+                timeout=15,
+                step=0.2,
             )
-            db = open_database(bounced)
-            client = testing.TestClient(create_app(bounced, db=db))
-            try:
-                paste = create(client, "kept")
-                proxy.cut()
-                for path in (f"{PATH}/{paste['id']}/raw", PATH):
-                    started = time.monotonic()
-                    assert_problem(client.simulate_get(path), 503)
-                    assert time.monotonic() - started < 10
-                proxy.restore()
-                assert wait_for(
-                    lambda: client.simulate_get(f"{PATH}/{paste['id']}/raw").status_code == 200,
-                    timeout=15,
-                    step=0.2,
-                )
-                assert client.simulate_post(PATH, json={"content": "y"}).status_code == 201
-            finally:
-                run(db.close)
+            assert client.simulate_post(PATH, json={"content": "y"}).status_code == 201
     finally:
         proxy.close()
 

@@ -254,7 +254,7 @@ def test_worker_recovers_when_its_connection_is_terminated(config, sql):
         db.close()
 
 
-def _worker_process(database_url: str, **env: str) -> subprocess.Popen:
+def worker_process(database_url: str, **env: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "service.worker"],
         cwd=ROOT,
@@ -275,7 +275,7 @@ def _worker_process(database_url: str, **env: str) -> subprocess.Popen:
 def test_sigterm_mid_drain_exits_zero_soon_having_deleted_what_it_reported(sql, database_url):
     insert_pastes(sql, 300_000, prefix="old", expired=True)
     insert_pastes(sql, 1_000, prefix="live", expired=False)
-    process = _worker_process(database_url, WORKER_BATCH="500", WORKER_INTERVAL="10")
+    process = worker_process(database_url, WORKER_BATCH="500", WORKER_INTERVAL="10")
     try:
         assert wait_for(lambda: count(sql, "id LIKE 'old%'") < 300_000, timeout=30, step=0.02)
         signalled = time.monotonic()
@@ -310,7 +310,7 @@ def test_sigterm_mid_drain_exits_zero_soon_having_deleted_what_it_reported(sql, 
     ],
 )
 def test_configuration_errors_exit_nonzero_at_once_with_a_reason(database_url, env, message):
-    process = _worker_process(env.pop("DATABASE_URL", database_url), **env)
+    process = worker_process(env.pop("DATABASE_URL", database_url), **env)
     _, stderr = process.communicate(timeout=20)
     assert process.returncode != 0
     assert message in stderr
@@ -327,7 +327,7 @@ def test_worker_metrics_are_served(database_url, sql):
     port = probe.getsockname()[1]
     probe.close()
     insert_pastes(sql, 10, prefix="old", expired=True)
-    process = _worker_process(database_url, WORKER_METRICS_PORT=str(port), WORKER_INTERVAL="0.2")
+    process = worker_process(database_url, WORKER_METRICS_PORT=str(port), WORKER_INTERVAL="0.2")
     try:
 
         def purged_metric() -> float:
