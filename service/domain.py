@@ -155,10 +155,10 @@ def utf8_size(text: str) -> int:
     return len(text.encode("utf-8"))
 
 
-def content_sha256(content: str) -> bytes:
+def content_sha256(encoded: bytes) -> bytes:
     """The blocklist's key: SHA-256 of the content's exact UTF-8 bytes (as
     the database's content_sha256() computes it for stored content)."""
-    return hashlib.sha256(content.encode("utf-8")).digest()
+    return hashlib.sha256(encoded).digest()
 
 
 def validate_new_paste(fields: Mapping[str, object], *, max_bytes: int, max_ttl: int) -> NewPaste:

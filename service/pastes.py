@@ -44,17 +44,18 @@ async def create_paste(db: Database, new: NewPaste, hasher: Hasher) -> CreatedPa
     token = domain.new_delete_token()
     password_hash = None if new.password is None else await hasher.hash(new.password)
     paste_id = domain.new_paste_id()
+    encoded = new.content.encode("utf-8")  # once, for its size and its hash
     row = await db.one(
         "insert_paste",
         id=paste_id,
         content=new.content,
-        content_sha256=domain.content_sha256(new.content),
+        content_sha256=domain.content_sha256(encoded),
         title=new.title,
         language=new.language,
         visibility=new.visibility,
         max_views=new.max_views,
         password_hash=password_hash,
-        size=new.size,
+        size=len(encoded),
         expires_in=new.expires_in,
         delete_token_hash=domain.hash_delete_token(token),
     )
@@ -67,7 +68,7 @@ async def create_paste(db: Database, new: NewPaste, hasher: Hasher) -> CreatedPa
         visibility=new.visibility,
         max_views=new.max_views,
         views_left=new.max_views,
-        size=new.size,
+        size=len(encoded),
         created_at=row["created_at"],
         expires_at=row["expires_at"],
         password_hash=password_hash,
