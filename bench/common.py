@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -53,8 +53,9 @@ def max_connections(url: str) -> int:
 
 
 @contextmanager
-def scratch_database(url: str) -> Iterator[str]:
-    """A fresh, migrated database, dropped afterwards."""
+def scratch_database(url: str, migrate: Callable[[str], object] | None = None) -> Iterator[str]:
+    """A fresh database, migrated by `migrate` (default: this checkout's
+    migrations), dropped afterwards."""
     from service.migrate import apply_migrations
 
     name = f"pastebin_bench_{uuid.uuid4().hex[:8]}"
@@ -62,7 +63,7 @@ def scratch_database(url: str) -> Iterator[str]:
         conn.execute(f'CREATE DATABASE "{name}"')
     db_url = with_database(url, name)
     try:
-        apply_migrations(db_url)
+        (migrate or apply_migrations)(db_url)
         yield db_url
     finally:
         with psycopg.connect(url, autocommit=True) as conn:

@@ -25,6 +25,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import baseline
 from bench.common import ROOT, scratch_database, seed_expired, server_url
 from service.queries import load_queries
 
@@ -35,9 +36,16 @@ def backlog_left(conn: psycopg.Connection) -> bool:
 
 
 def run_workers(
-    db_url: str, workers: int, batch: int, timeout: float, *, gated: bool = False
+    db_url: str,
+    workers: int,
+    batch: int,
+    timeout: float,
+    *,
+    gated: bool = False,
+    root: Path = ROOT,
 ) -> float:
-    """Seconds for `workers` worker processes to drain the backlog.
+    """Seconds for `workers` worker processes (of the checkout in `root`) to
+    drain the backlog.
 
     `gated`: the clock starts when every process is ready to purge. Until
     then a lock on the table holds their first batch back, so starting an
@@ -48,7 +56,7 @@ def run_workers(
     reads back too.)
     """
     env = {
-        **os.environ,
+        **baseline.environment(root, os.environ),
         "DATABASE_URL": db_url,
         "APP_ENV": "development",
         "WORKER_BATCH": str(batch),
@@ -62,7 +70,7 @@ def run_workers(
             gate.execute("LOCK TABLE pastes IN SHARE MODE")
         spawned = time.perf_counter()
         processes = [
-            subprocess.Popen([sys.executable, "-m", "service.worker"], cwd=ROOT, env=env)
+            subprocess.Popen([sys.executable, "-m", "service.worker"], cwd=root, env=env)
             for _ in range(workers)
         ]
         try:

@@ -30,6 +30,11 @@ PEER_RATIOS = (
     ("create", "peer-create", "create vs peer"),
     ("mixed", "peer-mixed", "mixed vs peer"),
 )
+# The same figures of an earlier revision (--baseline), same rounds.
+BASELINE_RATIOS = tuple(
+    (name, f"before-{name}", f"{name} vs baseline")
+    for name in ("read-raw", "read-json", "create", "mixed", "list-first", "list-deep")
+)
 SCALE_RATIOS = (
     ("read-raw-scaled", "read-raw", "read-raw rps, big table vs seeded table (drift-corrected)"),
     ("list-deep", "list-first", "list rps, page after 1,000 cursors vs first page"),
@@ -70,7 +75,7 @@ def ratios(
             if figure == "read-raw-scaled":
                 value = _drift_corrected(runs) or of_medians
             rows.append({"ratio": label, "value": value, "of_medians": of_medians})
-    for figure, peer, label in PEER_RATIOS:
+    for figure, peer, label in (*PEER_RATIOS, *BASELINE_RATIOS):
         top, bottom = medians.get(figure), medians.get(peer)
         if not (top and bottom):
             continue
@@ -94,7 +99,11 @@ def ratios(
             }
         )
     for key, value in (purge or {}).items():
-        if key != "ceiling" and purge and purge.get("ceiling"):
+        if key.startswith("before_workers_") and purge and purge.get(key.removeprefix("before_")):
+            label = f"purge with {key.removeprefix('before_workers_')} worker(s) vs baseline"
+            ratio = purge[key.removeprefix("before_")] / value
+            rows.append({"ratio": label, "value": ratio, "of_medians": ratio})
+        elif key.startswith("workers_") and purge and purge.get("ceiling"):
             label = f"purge with {key.removeprefix('workers_')} worker(s) vs bare loop"
             ratio = value / purge["ceiling"]
             rows.append({"ratio": label, "value": ratio, "of_medians": ratio})
@@ -186,6 +195,9 @@ def ratios_table(rows: list[Run], purge: Mapping[str, float] | None) -> str:
         for row in rows
     ]
     for key, value in (purge or {}).items():
-        label = "bare loop" if key == "ceiling" else f"{key.removeprefix('workers_')} worker(s)"
+        count = key.removeprefix("before_").removeprefix("workers_")
+        label = "bare loop" if key == "ceiling" else f"{count} worker(s)"
+        if key.startswith("before_"):
+            label = f"baseline, {label}"
         body.append([f"purge rows/s, {label}", _fmt(value, 0), ""])
     return _table(["ratio / figure", "median of rounds", "of medians"], body)

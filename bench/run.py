@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -37,7 +38,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import dataset, loadgen, purge, report, slowclients
+from bench import baseline, dataset, loadgen, purge, report, slowclients
 from bench.ceilings import create_bucket, insert_statements, statement
 from bench.common import (
     ROOT,
@@ -122,6 +123,7 @@ class Settings:
     list_limit: int
     pgbench_clients: int | None
     peer: tuple[str, str] | None
+    baseline: str | None
     search_workers: tuple[int, ...]
     slow_connections: int
     slow_seconds: float
@@ -155,6 +157,12 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         metavar="NAME=COMMAND",
         help="a peer with haste-server's API, measured beside the service: COMMAND starts it "
         "in the foreground, with {db_url} and {port} filled in",
+    )
+    add(
+        "--baseline",
+        metavar="REV",
+        help="an earlier git revision of the service, measured beside this checkout in the "
+        "read, list, write and purge rounds (its own scratch database and migrations)",
     )
     add(
         "--search-workers",
@@ -209,6 +217,7 @@ def _settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Sett
         list_limit=args.list_limit,
         pgbench_clients=args.pgbench_clients,
         peer=_peer(args.peer, parser),
+        baseline=args.baseline or None,
         search_workers=tuple(int(n) for n in args.search_workers.split(",") if n.strip()),
         slow_connections=args.slow_connections,
         slow_seconds=args.slow_seconds,
@@ -264,6 +273,12 @@ class Harness:
         self.purge_results: list[dict[str, float]] = []
         self.ids_file = self.tmp / "seeded-ids.txt"
         self.peer_ids_file = self.tmp / "peer-ids.txt"
+        self.before_ids_file = self.tmp / "before-ids.txt"
+        self.before_root = self.tmp / "baseline"
+        self.before_db: str | None = None
+        if settings.baseline:
+            commit = baseline.export(settings.baseline, self.before_root)
+            self.notes["baseline"] = {"revision": settings.baseline, "commit": commit}
         self.body_file = self.tmp / "create.json"
         self.content = dataset.write_create_body(self.body_file)
         self.pgbench_db: str | None = None
@@ -284,13 +299,14 @@ class Harness:
         with ExitStack() as stack:
             service = stack.enter_context(self.server("service", SERVICE_APP, ready_path="/readyz"))
             peer = stack.enter_context(self.peer()) if self.s.peer else None
-            self.seed(service, peer)
+            before = stack.enter_context(self.before()) if self.s.baseline else None
+            self.seed(service, peer, before)
             if wanted & {"read-raw", "read-json", "scale"}:
-                self.reads(service, peer, wanted)
+                self.reads(service, peer, before, wanted)
             if "list" in wanted:
-                self.listing(service)
+                self.listing(service, before)
             if wanted & {"mixed", "create"}:
-                self.writes(service, peer, wanted)
+                self.writes(service, peer, before, wanted)
             if "slow-clients" in wanted:
                 self.slow_clients(service)
             if "scale" in wanted:
@@ -344,19 +360,25 @@ class Harness:
         self.env["WEB_CONCURRENCY"] = str(best)
         self.config = Config.from_env(self.env)
 
-    def seed(self, service: Server, peer: Server | None) -> None:
+    def seed(self, service: Server, peer: Server | None, before: Server | None) -> None:
         started = time.perf_counter()
         ids = dataset.create_pastes("127.0.0.1", service.port, self.s.seed_pastes)
         dataset.write_ids(self.ids_file, ids[:READ_IDS])
         if peer is not None:
             keys = dataset.create_pastes("127.0.0.1", peer.port, self.s.seed_pastes, peer=True)
             dataset.write_ids(self.peer_ids_file, keys[:READ_IDS])
+        if before is not None and self.before_db is not None:
+            before_ids = dataset.create_pastes("127.0.0.1", before.port, self.s.seed_pastes)
+            dataset.write_ids(self.before_ids_file, before_ids[:READ_IDS])
+            settle(self.before_db)
         settle(self.db_url)  # else autovacuum of the new rows overlaps the first run
         seconds = time.perf_counter() - started
         self.notes["seeded"] = {"pastes": len(ids), "seconds": round(seconds, 2)}
         print(f"bench: seeded {len(ids):,} pastes through the API in {seconds:.1f} s", flush=True)
 
-    def reads(self, service: Server, peer: Server | None, wanted: set[str]) -> None:
+    def reads(
+        self, service: Server, peer: Server | None, before: Server | None, wanted: set[str]
+    ) -> None:
         raw = self.workload(RAW, self.ids_file)
         ceilings = bool(wanted & {"read-raw", "read-json"})
         with ExitStack() as stack:
@@ -378,28 +400,40 @@ class Harness:
                     steps.append(("peer-read-raw", peer, self.peer_workload(PEER_RAW)))
                     if "read-json" in wanted:
                         steps.append(("peer-read-json", peer, self.peer_workload(PEER_JSON)))
+                if before is not None:
+                    steps.append(("before-read-raw", before, self.before_workload(RAW)))
+                    if "read-json" in wanted:
+                        steps.append(("before-read-json", before, self.before_workload(JSON)))
                 for name, server, workload in in_turn(steps, run):
                     self.http(name, server, workload, run)
                 if http and read:
                     self.pgbench("db-read", self.read_script(), [], run)
 
-    def listing(self, service: Server) -> None:
+    def listing(self, service: Server, before: Server | None) -> None:
         limit, depth = self.s.list_limit, self.s.list_depth
-        missing = (depth + 2) * limit - dataset.count_listed(self.db_url)
-        if missing > 0:  # the API seed alone may not reach that deep
-            insert_live(self.db_url, missing, first_id=LIST_FIRST_ID, visibility="public")
-        deep = dataset.walk_cursors("127.0.0.1", service.port, depth, limit)
-        self.notes["list"] = {"limit": limit, "depth": depth, "bulk_public_rows": max(0, missing)}
         first = self.workload(f"/api/v1/pastes?limit={limit}")
-        steps: list[Step] = [
-            ("list-first", service, first),
-            ("list-deep", service, self.workload(deep)),
-        ]
+        servers = [("", service, self.db_url)]
+        if before is not None and self.before_db is not None:
+            servers.append(("before-", before, self.before_db))
+        steps: list[Step] = []
+        for prefix, server, db_url in servers:
+            missing = (depth + 2) * limit - dataset.count_listed(db_url)
+            if missing > 0:  # the API seed alone may not reach that deep
+                insert_live(db_url, missing, first_id=LIST_FIRST_ID, visibility="public")
+            deep = dataset.walk_cursors("127.0.0.1", server.port, depth, limit)
+            steps += [
+                (f"{prefix}list-first", server, first),
+                (f"{prefix}list-deep", server, self.workload(deep)),
+            ]
+            self.notes.setdefault("list", {"limit": limit, "depth": depth})
+            self.notes["list"][f"{prefix}bulk_public_rows"] = max(0, missing)
         for run in range(self.s.runs):
             for name, server, workload in in_turn(steps, run):
                 self.http(name, server, workload, run)
 
-    def writes(self, service: Server, peer: Server | None, wanted: set[str]) -> None:
+    def writes(
+        self, service: Server, peer: Server | None, before: Server | None, wanted: set[str]
+    ) -> None:
         mixed = self.workload(RAW, self.ids_file, MIXED_CREATE_SHARE, self.body_file)
         create = self.workload("/", None, 1.0, self.body_file)
         # The database ceiling runs the service's own create statement, as the
@@ -439,6 +473,12 @@ class Harness:
                     if both is not None:
                         mixed_peer = self.peer_workload(PEER_RAW, creates=MIXED_CREATE_SHARE)
                         steps.append(("peer-mixed", peer, mixed_peer))
+                if before is not None:
+                    if "create" in wanted:
+                        steps.append(("before-create", before, create))
+                    if both is not None:
+                        mixed_before = self.before_workload(RAW, creates=MIXED_CREATE_SHARE)
+                        steps.append(("before-mixed", before, mixed_before))
                 for name, server, workload in in_turn(steps, run):
                     self.http(name, server, workload, run)
                 self.pgbench("db-insert", script, defines, run)
@@ -473,8 +513,14 @@ class Harness:
             self.http_during_purge(service, raw, run)
 
     def purge_throughput(self) -> None:
-        with scratch_database(self.server_url) as db_url:
+        with ExitStack() as stack:
+            db_url = stack.enter_context(scratch_database(self.server_url))
             self.add_database(db_url)
+            before_db = None
+            if self.s.baseline:
+                migrate = partial(baseline.migrate, self.before_root)
+                before_db = stack.enter_context(scratch_database(self.server_url, migrate))
+                self.add_database(before_db)
             for run in range(self.s.runs):
                 print(f"bench: purge throughput, run {run + 1}/{self.s.runs}", flush=True)
                 result = purge.measure(
@@ -484,6 +530,19 @@ class Harness:
                     self.s.purge_batch,
                     self.s.purge_timeout,
                 )
+                if before_db is not None:
+                    for workers in self.s.purge_workers:
+                        seed_expired(before_db, self.s.purge_rows)
+                        seconds = purge.run_workers(
+                            before_db,
+                            workers,
+                            self.s.purge_batch,
+                            self.s.purge_timeout,
+                            gated=True,
+                            root=self.before_root,
+                        )
+                        result[f"before_workers_{workers}"] = self.s.purge_rows / seconds
+                        print(f"before, {workers} worker(s): {self.s.purge_rows / seconds:,.0f}")
                 self.purge_results.append(result)
 
     def workload(
@@ -502,6 +561,11 @@ class Harness:
             create_path=PEER_CREATE,
             content_type="text/plain",
         )
+
+    def before_workload(self, path: str, *, creates: float = 0.0) -> loadgen.Workload:
+        """The same requests to the baseline: its own seeded ids."""
+        ids = self.before_ids_file if "{id}" in path else None
+        return self.workload(path, ids, creates, self.body_file if creates else None)
 
     def slow_clients(self, service: Server) -> None:
         """Slow clients held open while /healthz and a read are timed."""
@@ -528,15 +592,33 @@ class Harness:
         ready_path: str = "/healthz",
         workers: int | None = None,
         db_url: str | None = None,
+        root: Path = ROOT,
     ) -> Iterator[Server]:
-        env = {**self.env, "PORT": str(free_port())}
+        env = baseline.environment(root, {**self.env, "PORT": str(free_port())})
         if workers is not None:
             env["WEB_CONCURRENCY"] = str(workers)
         if db_url is not None:
             env["DATABASE_URL"] = db_url
         log = self.logs / f"{name}.log"
         log.write_bytes(b"")
-        with gunicorn(self.registry, name, app, env, log, ready_path=ready_path) as server:
+        with gunicorn(
+            self.registry, name, app, env, log, ready_path=ready_path, root=root
+        ) as server:
+            yield server
+
+    @contextmanager
+    def before(self) -> Iterator[Server]:
+        """The baseline revision's service on a database its own migrations made."""
+        migrate = partial(baseline.migrate, self.before_root)
+        self.before_db = self.stack.enter_context(scratch_database(self.server_url, migrate))
+        self.add_database(self.before_db)
+        with self.server(
+            "before",
+            SERVICE_APP,
+            ready_path="/readyz",
+            db_url=self.before_db,
+            root=self.before_root,
+        ) as server:
             yield server
 
     @contextmanager
@@ -739,6 +821,7 @@ class Harness:
             "finished": datetime.now(UTC).isoformat(),
             "settings": {**asdict(self.s), "output": str(self.s.output)},
             "peer": self.s.peer[0] if self.s.peer else None,
+            "baseline": self.notes.get("baseline"),
             "gunicorn": {
                 "workers": config.web_workers,
                 "pool_min_size": config.pool_min_size,
@@ -864,7 +947,8 @@ def connections_needed(settings: Settings, config: Config) -> int:
     """The most connections a run holds at once: every pool of the servers up
     together full (idle connections stay open), and pgbench's."""
     workers = max((config.web_workers, *settings.search_workers))
-    pooled = POOLED_SERVERS * server_connections(config, workers)
+    servers = POOLED_SERVERS + (1 if settings.baseline else 0)
+    pooled = servers * server_connections(config, workers)
     peer = PEER_CONNECTIONS if settings.peer else 0
     pgbench = settings.pgbench_clients or server_connections(config, workers)
     return pooled + pgbench + peer + SPARE_CONNECTIONS

@@ -104,15 +104,17 @@ def gunicorn(
     log: Path,
     *,
     ready_path: str = "/healthz",
+    root: Path = ROOT,
 ) -> Iterator[Server]:
-    """`gunicorn -c gunicorn.conf.py APP` on env's PORT, until it answers
-    `ready_path` with 200; stopped (SIGTERM, then SIGKILL) on exit."""
-    cmd = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), app]
+    """`gunicorn -c gunicorn.conf.py APP` in `root` (this checkout unless
+    another is given) on env's PORT, until it answers `ready_path` with 200;
+    stopped (SIGTERM, then SIGKILL) on exit."""
+    cmd = [sys.executable, "-m", "gunicorn", "-c", str(root / "gunicorn.conf.py"), app]
     with log.open("ab") as out:
         process = registry.start(
             name,
             cmd,
-            cwd=ROOT,
+            cwd=root,
             env=dict(env),
             stdout=out,
             stderr=subprocess.STDOUT,
