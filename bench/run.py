@@ -296,6 +296,13 @@ class Harness:
         wanted = set(self.s.scenarios)
         if self.s.search_workers:
             self.search_workers()
+        if wanted - {"purge"}:
+            self.web(wanted)
+        if "purge" in wanted:
+            self.purge_throughput()
+
+    def web(self, wanted: set[str]) -> None:
+        """Every scenario that needs the web servers up (all but `purge`)."""
         with ExitStack() as stack:
             service = stack.enter_context(self.server("service", SERVICE_APP, ready_path="/readyz"))
             peer = stack.enter_context(self.peer()) if self.s.peer else None
@@ -313,8 +320,6 @@ class Harness:
                 self.scale(service)
             if "purge-load" in wanted:
                 self.purge_under_load(service)
-        if "purge" in wanted:
-            self.purge_throughput()
 
     def search_workers(self) -> None:
         """The ceilings (read and insert) at each worker-process count, side by
