@@ -24,7 +24,7 @@ import time
 import traceback
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -405,10 +405,7 @@ class Harness:
                     steps.append(("peer-read-raw", peer, self.peer_workload(PEER_RAW)))
                     if "read-json" in wanted:
                         steps.append(("peer-read-json", peer, self.peer_workload(PEER_JSON)))
-                if before is not None:
-                    steps.append(("before-read-raw", before, self.before_workload(RAW)))
-                    if "read-json" in wanted:
-                        steps.append(("before-read-json", before, self.before_workload(JSON)))
+                steps = self.beside_baseline(steps, before)
                 for name, server, workload in in_turn(steps, run):
                     self.http(name, server, workload, run)
                 if http and read:
@@ -420,18 +417,18 @@ class Harness:
         servers = [("", service, self.db_url)]
         if before is not None and self.before_db is not None:
             servers.append(("before-", before, self.before_db))
-        steps: list[Step] = []
+        firsts: list[Step] = []
+        deeps: list[Step] = []
         for prefix, server, db_url in servers:
             missing = (depth + 2) * limit - dataset.count_listed(db_url)
             if missing > 0:  # the API seed alone may not reach that deep
                 insert_live(db_url, missing, first_id=LIST_FIRST_ID, visibility="public")
             deep = dataset.walk_cursors("127.0.0.1", server.port, depth, limit)
-            steps += [
-                (f"{prefix}list-first", server, first),
-                (f"{prefix}list-deep", server, self.workload(deep)),
-            ]
+            firsts.append((f"{prefix}list-first", server, first))
+            deeps.append((f"{prefix}list-deep", server, self.workload(deep)))
             self.notes.setdefault("list", {"limit": limit, "depth": depth})
             self.notes["list"][f"{prefix}bulk_public_rows"] = max(0, missing)
+        steps = firsts + deeps  # a figure and the baseline's back to back
         for run in range(self.s.runs):
             for name, server, workload in in_turn(steps, run):
                 self.http(name, server, workload, run)
@@ -478,12 +475,7 @@ class Harness:
                     if both is not None:
                         mixed_peer = self.peer_workload(PEER_RAW, creates=MIXED_CREATE_SHARE)
                         steps.append(("peer-mixed", peer, mixed_peer))
-                if before is not None:
-                    if "create" in wanted:
-                        steps.append(("before-create", before, create))
-                    if both is not None:
-                        mixed_before = self.before_workload(RAW, creates=MIXED_CREATE_SHARE)
-                        steps.append(("before-mixed", before, mixed_before))
+                steps = self.beside_baseline(steps, before)
                 for name, server, workload in in_turn(steps, run):
                     self.http(name, server, workload, run)
                 self.pgbench("db-insert", script, defines, run)
@@ -567,10 +559,18 @@ class Harness:
             content_type="text/plain",
         )
 
-    def before_workload(self, path: str, *, creates: float = 0.0) -> loadgen.Workload:
-        """The same requests to the baseline: its own seeded ids."""
-        ids = self.before_ids_file if "{id}" in path else None
-        return self.workload(path, ids, creates, self.body_file if creates else None)
+    def beside_baseline(self, steps: list[Step], before: Server | None) -> list[Step]:
+        """Each of the service's figures followed by the baseline's same figure
+        (the same requests, its own seeded ids), so the two run back to back."""
+        if before is None:
+            return steps
+        paired: list[Step] = []
+        for name, server, workload in steps:
+            paired.append((name, server, workload))
+            if server.name == "service":
+                ids = self.before_ids_file if workload.ids is not None else None
+                paired.append((f"before-{name}", before, replace(workload, ids=ids)))
+        return paired
 
     def slow_clients(self, service: Server) -> None:
         """Slow clients held open while /healthz and a read are timed."""
