@@ -128,17 +128,27 @@ def measure(
     seconds = bare_loop(db_url, batch)
     results["ceiling"] = rows / seconds
     print(f"purge ceiling (bare loop): {results['ceiling']:,.0f} rows/s", flush=True)
-    for workers in counts:
-        seed_expired(db_url, rows)
-        seconds = run_workers(db_url, workers, batch, timeout, gated=True)
-        results[f"workers_{workers}"] = rows / seconds
+    for workers, rate in worker_rates(db_url, rows, counts, batch, timeout).items():
+        results[f"workers_{workers}"] = rate
         print(
-            f"{workers} worker(s): {rows:,} rows in {seconds:.2f} s = "
-            f"{rows / seconds:,.0f} rows/s "
-            f"({rows / seconds / results['ceiling']:.0%} of ceiling)",
+            f"{workers} worker(s): {rows:,} rows in {rows / rate:.2f} s = {rate:,.0f} rows/s "
+            f"({rate / results['ceiling']:.0%} of ceiling)",
             flush=True,
         )
     return results
+
+
+def worker_rates(
+    db_url: str, rows: int, counts: list[int], batch: int, timeout: float, *, root: Path = ROOT
+) -> dict[int, float]:
+    """Rows/s of each worker count (the checkout in `root`), each draining a
+    fresh backlog of `rows` expired rows in `db_url`."""
+    rates: dict[int, float] = {}
+    for workers in counts:
+        seed_expired(db_url, rows)
+        seconds = run_workers(db_url, workers, batch, timeout, gated=True, root=root)
+        rates[workers] = rows / seconds
+    return rates
 
 
 def main() -> int:

@@ -528,18 +528,17 @@ class Harness:
                     self.s.purge_timeout,
                 )
                 if before_db is not None:
-                    for workers in self.s.purge_workers:
-                        seed_expired(before_db, self.s.purge_rows)
-                        seconds = purge.run_workers(
-                            before_db,
-                            workers,
-                            self.s.purge_batch,
-                            self.s.purge_timeout,
-                            gated=True,
-                            root=self.before_root,
-                        )
-                        result[f"before_workers_{workers}"] = self.s.purge_rows / seconds
-                        print(f"before, {workers} worker(s): {self.s.purge_rows / seconds:,.0f}")
+                    rates = purge.worker_rates(
+                        before_db,
+                        self.s.purge_rows,
+                        list(self.s.purge_workers),
+                        self.s.purge_batch,
+                        self.s.purge_timeout,
+                        root=self.before_root,
+                    )
+                    result |= {f"before_workers_{n}": rate for n, rate in rates.items()}
+                    shown = ", ".join(f"{n}: {rate:,.0f}" for n, rate in rates.items())
+                    print(f"bench: the baseline's workers, rows/s: {shown}", flush=True)
                 self.purge_results.append(result)
 
     def workload(
