@@ -33,7 +33,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from service.config import Config
 from service.queries import load_queries
-from service.ratelimit import ClientKeys, create_limit, peer_of
+from service.ratelimit import ClientKeys, create_limit
 
 BODY = b"x" * 1023 + b"\n"
 TEXT = "text/plain; charset=utf-8"
@@ -92,7 +92,7 @@ class _Insert:
         self.limit = limit
         self.statements = insert_statements(limit)
         # The service's client keys (and their cache), so both fill the same buckets.
-        self.client = ClientKeys(trusted).key
+        self.clients = ClientKeys(trusted)
 
     async def on_post(self, req: Request, resp: Response) -> None:
         content = orjson.loads(await req.stream.read())["content"]
@@ -110,7 +110,7 @@ class _Insert:
             "delete_token_hash": TOKEN_HASH,
         }
         if self.limit is not None:
-            client = self.client(peer_of(req), req.get_header("X-Forwarded-For"))
+            client = self.clients.of(req)
             params |= self.limit | {"client": client}
         conn = await self.pool.getconn()
         try:

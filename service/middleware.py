@@ -17,7 +17,7 @@ from service import metrics
 from service.db import Database
 from service.errors import RateLimited
 from service.problems import render_service_error
-from service.ratelimit import ClientKeys, RateLimiter, peer_of
+from service.ratelimit import ClientKeys, RateLimiter
 
 log = structlog.get_logger("service.access")
 
@@ -88,7 +88,7 @@ class RequestContext:
             route=route,
             status=status,
             duration_ms=round(duration * 1000, 3),
-            client=self.clients.key(peer_of(req), req.get_header("X-Forwarded-For")),
+            client=self.clients.of(req),
         )
         self._sample_pool()
 
@@ -142,8 +142,6 @@ class MissLimits:
         if not self._is_miss(req, resp.status_code):
             return
         try:
-            await self.limiter.miss(
-                self.limiter.client(peer_of(req), req.get_header("X-Forwarded-For"))
-            )
+            await self.limiter.miss(self.limiter.client_keys.of(req))
         except RateLimited as exc:
             render_service_error(resp, exc, exc.retry_after)

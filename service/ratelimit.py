@@ -120,6 +120,10 @@ class ClientKeys:
         )
         return self._forwarded(peer_key, hops)
 
+    def of(self, req: Any) -> str:
+        """The key of a Falcon ASGI request."""
+        return self.key(peer_of(req), req.get_header("X-Forwarded-For"))
+
     def is_trusted_peer(self, peer: str | None) -> bool:
         """Whether `peer` (None: a unix socket) is one of the trusted ones."""
         return self._peer(peer)[1]
@@ -161,10 +165,6 @@ class RateLimiter:
         # Reports are limited like creates, in a bucket of their own.
         self.reports = Limit("report", self.creates.per_second, self.creates.burst)
         self._refused_until: dict[str, float] = {}
-
-    def client(self, peer: str | None, forwarded_for: str | None) -> str:
-        """The key of a request from `peer` (None: a unix socket)."""
-        return self.client_keys.key(peer, forwarded_for)
 
     async def take(self, limit: Limit, client: str) -> None:
         """Take one token of `limit` for `client`, or raise RateLimited.

@@ -48,7 +48,7 @@ class _PasteResource:
         return self.config.public_base_url or views.base_url(None, req.prefix)
 
     def _client(self, req: Request, limiter: RateLimiter) -> str:
-        return limiter.client(peer_of(req), req.get_header("X-Forwarded-For"))
+        return limiter.client_keys.of(req)
 
     async def _read(self, req: Request, paste_id: str, *, consume: bool) -> Paste:
         """The paste a GET (`consume`) or HEAD asks for, with the password of
